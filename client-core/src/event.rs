@@ -1,0 +1,149 @@
+//! Outputs for the application: state changes, messages, and anything handed back.
+
+use std::time::Duration;
+
+use crate::payload::Payload;
+use crate::queue::Unsent;
+use crate::resume::Cursor;
+use crate::retry::Disconnect;
+use crate::time::Timestamp;
+
+/// Where the session is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Created; `connect` not called yet.
+    Idle,
+    /// A socket is handshaking.
+    Connecting {
+        /// The attempt number within the current run of failures, from 1.
+        attempt: u32,
+    },
+    /// A socket is open.
+    Open,
+    /// Waiting before the next attempt.
+    Reconnecting {
+        /// The number the next attempt will have.
+        attempt: u32,
+        /// When it will be made; `None` while the network is offline.
+        retry_at: Option<Timestamp>,
+        /// The backoff delay chosen.
+        delay: Duration,
+    },
+    /// The application asked to close; the queue is flushing and the close handshake is
+    /// under way.
+    Closing,
+    /// Closed by the application. `connect` starts again.
+    Closed,
+    /// Ended by a fatal error or the failure cap. `connect` starts again.
+    Failed(Failure),
+}
+
+impl State {
+    /// The state's name: `idle`, `connecting`, `open`, `reconnecting`, `closing`,
+    /// `closed` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Connecting { .. } => "connecting",
+            Self::Open => "open",
+            Self::Reconnecting { .. } => "reconnecting",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether the session has stopped for good (closed or failed) until `connect`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Closed | Self::Failed(_))
+    }
+}
+
+/// Why a session failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The retry policy judged the disconnect fatal (for example HTTP 401 or close 4401).
+    #[error("rejected: {0}")]
+    Fatal(Disconnect),
+    /// The failure cap was reached.
+    #[error("gave up after {attempts} failed attempts: {last}")]
+    TooManyFailures {
+        /// Consecutive failed attempts.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Disconnect,
+    },
+    /// The next retry would end beyond the time budget for a run of failures.
+    #[error("gave up after retrying for {elapsed:?}: {last}")]
+    RetryBudgetExhausted {
+        /// How long the run of failures had lasted.
+        elapsed: Duration,
+        /// The last attempt's error.
+        last: Disconnect,
+    },
+}
+
+impl Failure {
+    /// The disconnect that ended the session.
+    pub fn last_error(&self) -> &Disconnect {
+        match self {
+            Self::Fatal(last)
+            | Self::TooManyFailures { last, .. }
+            | Self::RetryBudgetExhausted { last, .. } => last,
+        }
+    }
+}
+
+/// Why the state changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The application called `connect`.
+    ConnectCalled,
+    /// The handshake completed.
+    HandshakeComplete,
+    /// The socket ended or the attempt failed.
+    Disconnected(Disconnect),
+    /// The backoff delay ran out.
+    RetryDue,
+    /// The network went offline.
+    WentOffline,
+    /// The network came back.
+    CameOnline,
+    /// The application called `close`.
+    CloseCalled,
+    /// The close handshake finished.
+    CloseComplete,
+    /// The close deadline passed before the flush and close handshake finished.
+    CloseTimedOut,
+}
+
+/// Something the application should know. Drain them with
+/// [`Session::poll_event`](crate::Session::poll_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed.
+    StateChanged {
+        /// The new state.
+        state: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// A message arrived (replays of already delivered cursors are not reported).
+    Message {
+        /// The message.
+        payload: Payload,
+        /// Its cursor, when it has one.
+        cursor: Option<Cursor>,
+    },
+    /// Cursors are contiguous and the server skipped some: it could not resume from
+    /// where the client left off. The message at `received` follows as usual.
+    CursorGap {
+        /// The last cursor delivered before the gap.
+        last: Cursor,
+        /// The first cursor after it.
+        received: Cursor,
+    },
+    /// Messages the session accepted but never handed to a socket, because it closed or
+    /// failed first. Oldest first.
+    Unsent(Vec<Unsent>),
+}

@@ -1,0 +1,154 @@
+//! The outbound queue: what the application sent that has not yet been handed to a socket.
+
+use std::collections::VecDeque;
+
+use crate::error::SendError;
+use crate::ids::MsgId;
+use crate::payload::Payload;
+
+/// Bounds of the outbound queue. A send that would cross either is refused and the message
+/// handed back; nothing is dropped silently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Most messages waiting at once. Default 1,024.
+    pub max_messages: usize,
+    /// Most payload bytes waiting at once. Default 1 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for QueueBounds {
+    fn default() -> Self {
+        Self {
+            max_messages: 1024,
+            max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A message the session accepted but never handed to a socket, given back to the
+/// application when the session closes or fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsent {
+    /// The id `send` returned.
+    pub id: MsgId,
+    /// The message.
+    pub payload: Payload,
+}
+
+/// Messages in the order they were sent, bounded by count and bytes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OutboundQueue {
+    messages: VecDeque<Unsent>,
+    bytes: usize,
+    bounds: QueueBounds,
+}
+
+impl OutboundQueue {
+    pub(crate) fn new(bounds: QueueBounds) -> Self {
+        Self {
+            messages: VecDeque::new(),
+            bytes: 0,
+            bounds,
+        }
+    }
+
+    /// Appends a message, or hands it back when it does not fit.
+    pub(crate) fn push(&mut self, id: MsgId, payload: Payload) -> Result<(), SendError> {
+        let len = payload.len();
+        if len > self.bounds.max_bytes {
+            return Err(SendError::TooLarge {
+                payload,
+                max_bytes: self.bounds.max_bytes,
+            });
+        }
+        if self.messages.len() >= self.bounds.max_messages
+            || self.bytes + len > self.bounds.max_bytes
+        {
+            return Err(SendError::QueueFull {
+                payload,
+                queued: self.messages.len(),
+                queued_bytes: self.bytes,
+            });
+        }
+        self.bytes += len;
+        self.messages.push_back(Unsent { id, payload });
+        Ok(())
+    }
+
+    /// The oldest message.
+    pub(crate) fn pop(&mut self) -> Option<Unsent> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= message.payload.len();
+        Some(message)
+    }
+
+    /// Empties the queue, oldest first.
+    pub(crate) fn take_all(&mut self) -> Vec<Unsent> {
+        self.bytes = 0;
+        self.messages.drain(..).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(max_messages: usize, max_bytes: usize) -> OutboundQueue {
+        OutboundQueue::new(QueueBounds {
+            max_messages,
+            max_bytes,
+        })
+    }
+
+    #[test]
+    fn keeps_order_and_counts_bytes() {
+        let mut q = queue(10, 100);
+        q.push(MsgId(1), "ab".into()).unwrap();
+        q.push(MsgId(2), "cde".into()).unwrap();
+        assert_eq!((q.len(), q.bytes()), (2, 5));
+        assert_eq!(q.pop().unwrap().id, MsgId(1));
+        assert_eq!(q.bytes(), 3);
+        assert_eq!(q.take_all()[0].id, MsgId(2));
+        assert!(q.is_empty());
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn full_by_count_hands_the_message_back() {
+        let mut q = queue(1, 100);
+        q.push(MsgId(1), "a".into()).unwrap();
+        let err = q.push(MsgId(2), "b".into()).unwrap_err();
+        assert!(matches!(err, SendError::QueueFull { queued: 1, .. }));
+        assert_eq!(err.into_payload(), Payload::from("b"));
+    }
+
+    #[test]
+    fn full_by_bytes_and_too_large() {
+        let mut q = queue(10, 4);
+        q.push(MsgId(1), "abc".into()).unwrap();
+        assert!(matches!(
+            q.push(MsgId(2), "de".into()),
+            Err(SendError::QueueFull {
+                queued_bytes: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            q.push(MsgId(3), "abcde".into()),
+            Err(SendError::TooLarge { max_bytes: 4, .. })
+        ));
+        assert_eq!(q.len(), 1);
+    }
+}

@@ -1,0 +1,45 @@
+//! What a feed server is started with.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::faults::Faults;
+
+/// Configuration of a feed server. Build it with struct update syntax over [`FeedConfig::default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConfig {
+    /// Address to listen on. Default `127.0.0.1:0` (an ephemeral port, read it back with
+    /// [`FeedServerHandle::addr`](super::FeedServerHandle::addr)).
+    pub listen: SocketAddr,
+    /// Messages produced per second; `0` means every message is available at once and each
+    /// connection sends as fast as it can. Default 10.
+    pub rate: u32,
+    /// Last sequence number of the feed; `None` means the feed never ends. Default `None`.
+    pub total: Option<u64>,
+    /// Length of the `data` padding in each message, in bytes. Default 32.
+    pub payload_bytes: usize,
+    /// When true, a client without `?cursor=` starts after the current head (only new messages)
+    /// instead of at message 1. Default false.
+    pub start_live: bool,
+    /// Faults active from the start; they can be changed at runtime. Default: none.
+    pub faults: Faults,
+    /// How many client messages the in-memory log keeps (oldest are forgotten first). Default 10,000.
+    pub received_log_capacity: usize,
+    /// Deadline for a client to send its whole HTTP request head. Default 10 s.
+    pub request_head_timeout: Duration,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            rate: 10,
+            total: None,
+            payload_bytes: 32,
+            start_live: false,
+            faults: Faults::default(),
+            received_log_capacity: 10_000,
+            request_head_timeout: Duration::from_secs(10),
+        }
+    }
+}

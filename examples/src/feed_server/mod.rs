@@ -1,0 +1,49 @@
+//! The reference feed server: a WebSocket at `/feed` that streams a deterministic numbered sequence,
+//! resumable with `?cursor=N`, plus fault injection and plain-HTTP control endpoints on the same port.
+//!
+//! Message `n` (n = 1, 2, 3 ...) is the JSON text
+//! `{"seq":n,"ts_ms":<ms since server start at which n became available>,"data":"<padding>"}`.
+//! The feed is a pure function of `n`, so any range can be replayed without storing it; the head
+//! advances in real time at [`FeedConfig::rate`] messages per second.
+//!
+//! Start it in-process with [`FeedServer::start`], or run the `feed-server` binary.
+//!
+//! HTTP control endpoints (plain `GET`, JSON answers, `Access-Control-Allow-Origin: *`):
+//!
+//! | path | effect |
+//! |---|---|
+//! | `/control/stats` | the [`FeedStats`] counters |
+//! | `/control/faults?drop_every=N&silent_after=N&close_after=N&close_code=C&replay_overlap=K` | reads, or changes the given, [`Faults`] (`off` clears one) |
+//! | `/control/clear` | clears all faults |
+//! | `/control/drop` | drops every current connection abruptly (no close frame) |
+//! | `/control/silence` | makes every current connection go silent |
+//! | `/control/close?code=1012` | closes every current connection with that code |
+//! | `/control/refuse?status=503&count=3&retry_after=5` | refuses the next `count` handshakes (all without `count`; `status=off` stops) |
+//! | `/control/restart?down_ms=2000` | closes listener and connections, listens again on the same port later |
+
+mod cli;
+mod config;
+mod connection;
+mod control;
+mod error;
+mod faults;
+mod feed;
+mod handle;
+mod http;
+mod live;
+mod prefixed_stream;
+mod received;
+mod routes;
+mod session;
+mod shared;
+mod stats;
+mod supervisor;
+
+pub use cli::{CliCommand, USAGE, UsageError, parse_args};
+pub use config::FeedConfig;
+pub use error::FeedServerError;
+pub use faults::{CloseAfter, Faults, Refusal};
+pub use feed::FeedMessage;
+pub use handle::{FeedServer, FeedServerHandle};
+pub use received::{ClientMessage, ClientPayload};
+pub use stats::FeedStats;
