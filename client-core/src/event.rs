@@ -1,5 +1,6 @@
 //! Outputs for the application: state changes, messages, and anything handed back.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::payload::Payload;
@@ -146,4 +147,63 @@ pub enum Event {
     /// Messages the session accepted but never handed to a socket, because it closed or
     /// failed first. Oldest first.
     Unsent(Vec<Unsent>),
+}
+
+impl fmt::Display for State {
+    /// Plain words for logs and command-line tools, e.g. `reconnecting in 180 ms (attempt 3)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connecting { attempt } => write!(f, "connecting (attempt {attempt})"),
+            Self::Reconnecting {
+                attempt,
+                retry_at: Some(_),
+                delay,
+            } => write!(
+                f,
+                "reconnecting in {} ms (attempt {attempt})",
+                delay.as_millis()
+            ),
+            Self::Reconnecting { retry_at: None, .. } => f.write_str("waiting for the network"),
+            Self::Failed(failure) => write!(f, "failed: {failure}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ConnectCalled => f.write_str("connect requested"),
+            Self::HandshakeComplete => f.write_str("handshake complete"),
+            Self::Disconnected(disconnect) => disconnect.fmt(f),
+            Self::RetryDue => f.write_str("backoff elapsed"),
+            Self::WentOffline => f.write_str("network offline"),
+            Self::CameOnline => f.write_str("network back online"),
+            Self::CloseCalled => f.write_str("close requested"),
+            Self::CloseComplete => f.write_str("close handshake complete"),
+            Self::CloseTimedOut => f.write_str("close timed out"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_as_plain_words() {
+        let reconnecting = State::Reconnecting {
+            attempt: 3,
+            retry_at: Some(Timestamp::from_millis(1)),
+            delay: Duration::from_millis(180),
+        };
+        let reason = Reason::Disconnected(Disconnect::Abnormal {
+            detail: "connection reset".into(),
+        });
+        assert_eq!(
+            format!("{reconnecting}: {reason}"),
+            "reconnecting in 180 ms (attempt 3): connection lost: connection reset"
+        );
+        assert_eq!(State::Open.to_string(), "open");
+    }
 }

@@ -26,6 +26,16 @@ pub enum Disconnect {
         /// What the driver saw.
         detail: String,
     },
+    /// The client ended the connection because the server broke the protocol: a malformed
+    /// frame (1002), invalid UTF-8 in a text message (1007), a message over the size limit
+    /// (1009). Decided like a close with the same code.
+    #[error("closed by the client with code {code}: {detail}")]
+    Protocol {
+        /// The close code the violation maps to.
+        code: u16,
+        /// What was wrong.
+        detail: String,
+    },
     /// TLS could not be established (certificate rejected, protocol mismatch).
     #[error("TLS failed: {detail}")]
     Tls {
@@ -130,7 +140,7 @@ impl RetryPolicy {
 /// - broken connections, connect timeouts and heartbeat timeouts retry.
 pub fn default_action(disconnect: &Disconnect) -> RetryAction {
     match disconnect {
-        Disconnect::Closed { code, .. } => match code {
+        Disconnect::Closed { code, .. } | Disconnect::Protocol { code, .. } => match code {
             1002 | 1003 | 1007 | 1008 | 1009 | 1010 | 4400..=4499 => RetryAction::GiveUp,
             1013 => RetryAction::ReconnectSlowly,
             _ => RetryAction::Reconnect,
@@ -182,6 +192,15 @@ mod tests {
             assert_eq!(default_action(&closed(code)), RetryAction::GiveUp, "{code}");
         }
         assert_eq!(default_action(&closed(1013)), RetryAction::ReconnectSlowly);
+    }
+
+    #[test]
+    fn protocol_violations_are_decided_by_their_code() {
+        let oversized = Disconnect::Protocol {
+            code: 1009,
+            detail: "message too big".into(),
+        };
+        assert_eq!(default_action(&oversized), RetryAction::GiveUp);
     }
 
     #[test]

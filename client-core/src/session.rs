@@ -324,31 +324,14 @@ impl Session {
     /// The next thing the driver must do. Queued application messages leave only while a
     /// socket is open, so the queue's bounds hold until the driver takes them.
     pub fn poll_command(&mut self) -> Option<Command> {
-        if let Some(command) = self.commands.pop_front() {
-            return Some(command);
-        }
-        let socket = self.socket.as_mut()?;
-        let SocketPhase::Open { close_sent, .. } = &mut socket.phase else {
-            return None;
-        };
-        if *close_sent {
-            return None;
-        }
-        if let Some(message) = self.queue.pop() {
-            self.counters.messages_sent += 1;
-            return Some(Command::Send {
-                conn: socket.id,
-                payload: message.payload,
-                id: Some(message.id),
-            });
-        }
-        let request = self.close_request.as_ref()?;
-        *close_sent = true;
-        Some(Command::Close {
-            conn: socket.id,
-            code: request.code,
-            reason: request.reason.clone(),
-        })
+        self.next_command(true)
+    }
+
+    /// Like [`poll_command`](Self::poll_command), but leaves queued application messages
+    /// in the queue: for a driver whose socket cannot take more writes right now. Control
+    /// commands (open, ping, abort) must never wait behind a slow writer.
+    pub fn poll_control(&mut self) -> Option<Command> {
+        self.next_command(false)
     }
 
     /// The next thing the application should know.
@@ -365,6 +348,39 @@ impl Session {
     }
 
     // ---- Transitions ----
+
+    fn next_command(&mut self, take_queued: bool) -> Option<Command> {
+        if let Some(command) = self.commands.pop_front() {
+            return Some(command);
+        }
+        let socket = self.socket.as_mut()?;
+        let SocketPhase::Open { close_sent, .. } = &mut socket.phase else {
+            return None;
+        };
+        if *close_sent {
+            return None;
+        }
+        if !self.queue.is_empty() {
+            if !take_queued {
+                return None;
+            }
+            let message = self.queue.pop()?;
+            self.counters.messages_sent += 1;
+            return Some(Command::Send {
+                conn: socket.id,
+                payload: message.payload,
+                id: Some(message.id),
+            });
+        }
+        // The close goes out only once everything queued before it has.
+        let request = self.close_request.as_ref()?;
+        *close_sent = true;
+        Some(Command::Close {
+            conn: socket.id,
+            code: request.code,
+            reason: request.reason.clone(),
+        })
+    }
 
     fn set_state(&mut self, now: Timestamp, state: State, reason: Reason) {
         self.state = state.clone();

@@ -796,3 +796,33 @@ fn time_in_state_and_counters() {
         (2, 0, 5)
     );
 }
+
+#[test]
+fn poll_control_leaves_queued_messages_but_not_control_commands() {
+    let mut session = resilient_ws_core::Session::new(test_config(), 20).unwrap();
+    let t0 = Timestamp::ZERO;
+    session.connect(t0);
+    let Some(Command::Open(open)) = session.poll_control() else {
+        panic!("control commands pass")
+    };
+    session.handle_socket(open.conn, SocketEvent::Opened, t0);
+    session.send("queued".into(), t0).unwrap();
+    session.check_liveness(t0);
+    assert!(matches!(session.poll_control(), Some(Command::Ping { .. })));
+    assert_eq!(session.poll_control(), None);
+    assert_eq!(session.stats().queued, 1);
+    session.close(1000, "", t0).unwrap();
+    assert_eq!(
+        session.poll_control(),
+        None,
+        "the close waits behind the queue"
+    );
+    assert!(matches!(
+        session.poll_command(),
+        Some(Command::Send { id: Some(_), .. })
+    ));
+    assert!(matches!(
+        session.poll_control(),
+        Some(Command::Close { .. })
+    ));
+}

@@ -6,16 +6,20 @@
 //! - [`ScriptServer`], a WebSocket server that follows a [`Script`]: one [`Behaviour`] per
 //!   connection (an HTTP rejection or a list of [`Step`]s), and records what clients sent.
 //!
-//! Both count connections exactly (accepted, live now, most live at once), so a suite can assert
+//! [`Recorder`] keeps a client's events with their times for assertions.
+//!
+//! Both servers count connections exactly (accepted, live now, most live at once), so a suite can assert
 //! that a client never holds two sockets, and both shut down without leaving tasks behind.
 #![forbid(unsafe_code)]
 
 mod accept_loop;
 mod live_count;
 pub mod proxy;
+mod recorder;
 pub mod script_server;
 
 pub use proxy::{Fault, FaultProxy};
+pub use recorder::Recorder;
 pub use script_server::{
     Behaviour, ClientMessage, RecordedRequest, Script, ScriptServer, ScriptServerError, Step,
 };

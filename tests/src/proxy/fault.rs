@@ -12,7 +12,8 @@ pub enum Fault {
     /// Forward everything unchanged.
     #[default]
     None,
-    /// Reset (TCP RST) every open connection, both sides, now; reset new ones as soon as accepted.
+    /// Reset (TCP RST), on both sides, every connection open when this is set, even if another
+    /// fault replaces it at once; while in force, reset new connections as soon as accepted.
     Reset,
     /// Forward nothing in either direction but keep both sockets open, so the client sees a
     /// half-open connection; open and new connections alike. Bytes are held, not lost (a bounded
@@ -56,18 +57,73 @@ pub enum Fault {
     Refuse,
 }
 
-/// Waits until the fault satisfies `condition`. If the proxy is gone (the sender dropped) this
-/// never returns: the proxy's tasks are being aborted then, and returning would make callers spin.
-pub(crate) async fn wait_for_fault(
-    faults: &mut watch::Receiver<Fault>,
-    condition: impl FnMut(&Fault) -> bool,
-) {
-    if faults.wait_for(condition).await.is_err() {
-        std::future::pending::<()>().await;
+/// The proxy's side of the fault: the fault in force, plus a count of resets so that a `Reset`
+/// lifted at once still reaches every connection that was open when it was set.
+#[derive(Debug)]
+pub(crate) struct FaultControl {
+    fault: watch::Sender<Fault>,
+    resets: watch::Sender<u64>,
+}
+
+impl FaultControl {
+    pub(crate) fn new() -> Self {
+        Self {
+            fault: watch::Sender::new(Fault::None),
+            resets: watch::Sender::new(0),
+        }
+    }
+
+    /// Puts `fault` in force.
+    pub(crate) fn set(&self, fault: Fault) {
+        if fault == Fault::Reset {
+            self.resets.send_modify(|resets| *resets += 1);
+        }
+        self.fault.send_replace(fault);
+    }
+
+    /// The fault in force.
+    pub(crate) fn current(&self) -> Fault {
+        self.fault.borrow().clone()
+    }
+
+    /// A view for a new connection: only resets from now on concern it.
+    pub(crate) fn watch(&self) -> FaultWatch {
+        FaultWatch {
+            fault: self.fault.subscribe(),
+            resets: self.resets.subscribe(),
+        }
     }
 }
 
-/// Waits until the fault is [`Fault::Reset`].
-pub(crate) async fn reset_requested(faults: &mut watch::Receiver<Fault>) {
-    wait_for_fault(faults, |fault| *fault == Fault::Reset).await;
+/// A connection's view of the fault.
+#[derive(Debug, Clone)]
+pub(crate) struct FaultWatch {
+    fault: watch::Receiver<Fault>,
+    resets: watch::Receiver<u64>,
+}
+
+impl FaultWatch {
+    /// The fault in force.
+    pub(crate) fn current(&self) -> Fault {
+        self.fault.borrow().clone()
+    }
+
+    /// Waits until the fault satisfies `condition`.
+    pub(crate) async fn wait_until(&mut self, condition: impl FnMut(&Fault) -> bool) {
+        if self.fault.wait_for(condition).await.is_err() {
+            proxy_gone().await;
+        }
+    }
+
+    /// Waits until a `Reset` is set after this view was made.
+    pub(crate) async fn reset_requested(&mut self) {
+        if self.resets.changed().await.is_err() {
+            proxy_gone().await;
+        }
+    }
+}
+
+/// Once the proxy is gone its tasks are being aborted: never return, so no caller spins.
+async fn proxy_gone() {
+    std::future::pending::<()>().await;
 }

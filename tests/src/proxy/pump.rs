@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::fault::{Fault, wait_for_fault};
+use super::fault::{Fault, FaultWatch};
 use super::splitmix::SplitMix64;
 
 /// Largest chunk read at once.
@@ -58,7 +58,7 @@ pub(crate) async fn run<R, W>(
     reader: R,
     writer: W,
     direction: Direction,
-    faults: watch::Receiver<Fault>,
+    faults: FaultWatch,
     forwarded: &AtomicU64,
     rng: SplitMix64,
 ) -> Result<(), Abort>
@@ -85,13 +85,13 @@ async fn read_side<R: AsyncRead + Unpin>(
     mut reader: R,
     queue: mpsc::Sender<Item>,
     direction: Direction,
-    faults: watch::Receiver<Fault>,
+    faults: FaultWatch,
 ) -> Result<(), Abort> {
     let mut buffer = vec![0; CHUNK_BYTES];
     loop {
         let read = reader.read(&mut buffer).await.map_err(Abort::Read)?;
         let item = if read == 0 {
-            if direction == Direction::Up && *faults.borrow() == Fault::Blackhole {
+            if direction == Direction::Up && faults.current() == Fault::Blackhole {
                 return Err(Abort::ClientClosedWhileBlackholed);
             }
             Item::Eof
@@ -112,7 +112,7 @@ async fn read_side<R: AsyncRead + Unpin>(
 /// The writing half and the state the faults need across chunks.
 struct WriteSide<'a> {
     direction: Direction,
-    faults: watch::Receiver<Fault>,
+    faults: FaultWatch,
     forwarded: &'a AtomicU64,
     rng: SplitMix64,
     /// Release time of the previous chunk under `Latency`: no chunk may overtake it.
@@ -130,8 +130,10 @@ impl WriteSide<'_> {
     ) -> Result<(), Abort> {
         while let Some(item) = queue.recv().await {
             // Held, not dropped: a healed partition delivers what was in flight.
-            wait_for_fault(&mut self.faults, |fault| *fault != Fault::Blackhole).await;
-            let fault = self.faults.borrow().clone();
+            self.faults
+                .wait_until(|fault| *fault != Fault::Blackhole)
+                .await;
+            let fault = self.faults.current();
             match item {
                 Item::Eof => {
                     if let Fault::SlowClose { delay } = fault {
@@ -141,7 +143,9 @@ impl WriteSide<'_> {
                     let _ = writer.shutdown().await;
                     return Ok(());
                 }
-                Item::Chunk { bytes, read_at } => self.forward(&mut writer, &fault, bytes, read_at).await?,
+                Item::Chunk { bytes, read_at } => {
+                    self.forward(&mut writer, &fault, bytes, read_at).await?
+                }
             }
         }
         Ok(())
@@ -185,13 +189,18 @@ impl WriteSide<'_> {
         }
     }
 
-    async fn write<W: AsyncWrite + Unpin>(&mut self, writer: &mut W, bytes: &[u8]) -> Result<(), Abort> {
+    async fn write<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+        bytes: &[u8],
+    ) -> Result<(), Abort> {
         if bytes.is_empty() {
             return Ok(());
         }
         writer.write_all(bytes).await.map_err(Abort::Write)?;
         writer.flush().await.map_err(Abort::Write)?;
-        self.forwarded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.forwarded
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.last_write = Some(Instant::now());
         Ok(())
     }

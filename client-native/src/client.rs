@@ -1,0 +1,130 @@
+//! The handle the application keeps: send, close, and look at the session.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use resilient_ws_core::{CloseError, Cursor, MsgId, Payload, SendError, State, Stats};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::SendJsonError;
+use crate::shared::Shared;
+
+/// Extra time `close` waits beyond the close timeout for the driver to report the end.
+const CLOSE_SLACK: Duration = Duration::from_secs(1);
+
+/// A handle to a running session. Clone it freely; when the last handle is dropped the
+/// session closes gracefully and its task ends.
+pub struct Client {
+    shared: Arc<Shared>,
+    close_timeout: Duration,
+}
+
+impl Client {
+    pub(crate) fn new(shared: Arc<Shared>, close_timeout: Duration) -> Self {
+        shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared,
+            close_timeout,
+        }
+    }
+
+    /// Queues a text message. It leaves at once while connected, or on the next
+    /// connection, in the order sent; a full queue hands it back in the error.
+    pub fn send_text(&self, text: impl Into<String>) -> Result<MsgId, SendError> {
+        self.send(Payload::Text(text.into()))
+    }
+
+    /// Queues a binary message, like [`send_text`](Self::send_text).
+    pub fn send_binary(&self, bytes: impl Into<Vec<u8>>) -> Result<MsgId, SendError> {
+        self.send(Payload::Binary(bytes.into()))
+    }
+
+    /// Encodes `value` as JSON and queues it as a text message.
+    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<MsgId, SendJsonError> {
+        let text = serde_json::to_string(value)?;
+        Ok(self.send_text(text)?)
+    }
+
+    /// Queues a message, like [`send_text`](Self::send_text).
+    pub fn send(&self, payload: Payload) -> Result<MsgId, SendError> {
+        self.shared
+            .command(|session, now| session.send(payload, now))
+    }
+
+    /// Closes the session: flushes the queue, completes the close handshake, and returns
+    /// once the session is closed (at most the close timeout, plus a second). Messages
+    /// that could not be sent come back as [`Event::Unsent`](crate::Event::Unsent).
+    ///
+    /// The driver keeps delivering events meanwhile: keep reading the event stream, or
+    /// drop it, so a full event channel cannot hold the close up.
+    pub async fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
+        self.shared
+            .command(|session, now| session.close(code, reason, now))?;
+        let mut state = self.shared.state.subscribe();
+        let closed = state.wait_for(State::is_terminal);
+        let _ = tokio::time::timeout(self.close_timeout + CLOSE_SLACK, closed).await;
+        Ok(())
+    }
+
+    /// Starts the session again after it closed or failed. Does nothing while it runs.
+    pub fn reconnect(&self) {
+        self.shared.command(|session, now| session.connect(now));
+    }
+
+    /// Tells the session whether the network is up: offline ends the socket at once,
+    /// online reconnects at once.
+    pub fn set_online(&self, online: bool) {
+        self.shared
+            .command(|session, now| session.set_online(online, now));
+    }
+
+    /// Probes the connection now instead of waiting for the heartbeat interval.
+    pub fn check_liveness(&self) {
+        self.shared
+            .command(|session, now| session.check_liveness(now));
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.shared.state.borrow().clone()
+    }
+
+    /// A watch of the state, to await changes.
+    pub fn watch_state(&self) -> watch::Receiver<State> {
+        self.shared.state.subscribe()
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats()
+    }
+
+    /// The cursor of the last delivered message.
+    pub fn last_cursor(&self) -> Option<Cursor> {
+        self.shared.lock().last_cursor()
+    }
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Self {
+        Self::new(Arc::clone(&self.shared), self.close_timeout)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}

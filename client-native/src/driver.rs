@@ -1,0 +1,252 @@
+//! The driver: a small loop that feeds the session time and socket events and carries out
+//! its commands. It holds no policy; every decision is the session's.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use resilient_ws_core::{Command, ConnId, Event, SocketEvent, State, Timestamp};
+use tokio::sync::mpsc;
+use tokio::time::Sleep;
+
+use crate::shared::Shared;
+use crate::socket::{Outbound, SocketSettings, SocketTask};
+use crate::write_window::WriteWindow;
+
+/// Socket reports waiting for the driver, at most. A full channel stops the reader.
+const INBOUND_CAPACITY: usize = 64;
+
+/// Socket reports handled under one lock of the session.
+const INBOUND_BATCH: usize = 64;
+
+/// What woke the driver.
+enum Woken {
+    Inbound(ConnId, SocketEvent),
+    Timer,
+    EventsClosed,
+    Nothing,
+}
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    settings: Arc<SocketSettings>,
+    socket: Option<SocketTask>,
+    inbound_tx: mpsc::Sender<(ConnId, SocketEvent)>,
+    inbound_rx: mpsc::Receiver<(ConnId, SocketEvent)>,
+    events: mpsc::Sender<Event>,
+    /// Events the application has not taken yet. While any wait, the driver reads no
+    /// socket and fires no timer, so a slow consumer pushes back instead of piling up.
+    pending: VecDeque<Event>,
+    events_closed: bool,
+    window: Arc<WriteWindow>,
+    close_requested_on_drop: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        settings: Arc<SocketSettings>,
+        events: mpsc::Sender<Event>,
+    ) -> Self {
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+        let window = Arc::new(WriteWindow::new(Arc::clone(&shared.wake)));
+        Self {
+            shared,
+            settings,
+            socket: None,
+            inbound_tx,
+            inbound_rx,
+            events,
+            pending: VecDeque::new(),
+            events_closed: false,
+            window,
+            close_requested_on_drop: false,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
+        let mut armed_for: Option<Timestamp> = None;
+        loop {
+            let (commands, deadline, terminal) = self.drain_session();
+            for command in commands {
+                self.carry_out(command).await;
+            }
+            self.offer_events();
+            if self.shared.handles_left() == 0 {
+                if !terminal && !self.close_requested_on_drop {
+                    self.close_requested_on_drop = true;
+                    let _ = self
+                        .shared
+                        .command(|session, now| session.close(1000, "", now));
+                    continue;
+                }
+                if terminal && (self.pending.is_empty() || self.events_closed) {
+                    break;
+                }
+            }
+            if deadline != armed_for {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(self.shared.clock.instant(at));
+                }
+                armed_for = deadline;
+            }
+            let waiting_on_app = !self.pending.is_empty();
+            let woken = tokio::select! {
+                biased;
+                Some((conn, event)) = self.inbound_rx.recv(), if !waiting_on_app => {
+                    Woken::Inbound(conn, event)
+                }
+                permit = self.events.reserve(), if waiting_on_app => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.pending.pop_front() {
+                            permit.send(event);
+                        }
+                        Woken::Nothing
+                    }
+                    Err(_) => Woken::EventsClosed,
+                },
+                () = self.shared.wake.notified() => Woken::Nothing,
+                () = timer.as_mut(), if armed_for.is_some() && !waiting_on_app => Woken::Timer,
+            };
+            match woken {
+                Woken::Inbound(conn, event) => self.handle_inbound(conn, event),
+                Woken::Timer => {
+                    let now = self.shared.clock.now();
+                    self.shared.lock().handle_timeout(now);
+                    armed_for = None;
+                }
+                Woken::EventsClosed => self.discard_events(),
+                Woken::Nothing => {}
+            }
+        }
+        if let Some(socket) = self.socket.take() {
+            socket.abort().await;
+        }
+    }
+
+    /// Feeds one report, and any more already waiting, under one lock.
+    fn handle_inbound(&mut self, conn: ConnId, event: SocketEvent) {
+        let now = self.shared.clock.now();
+        let mut session = self.shared.lock();
+        session.handle_socket(conn, event, now);
+        for _ in 1..INBOUND_BATCH {
+            match self.inbound_rx.try_recv() {
+                Ok((conn, event)) => session.handle_socket(conn, event, now),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Takes the session's outputs: commands (queued messages only while the writer has
+    /// room), events, the next deadline, and whether the session has stopped.
+    fn drain_session(&mut self) -> (Vec<Command>, Option<Timestamp>, bool) {
+        let mut session = self.shared.lock();
+        let mut room = if self.socket.is_some() {
+            self.window.room()
+        } else {
+            0
+        };
+        let mut commands = Vec::new();
+        loop {
+            let command = if room > 0 {
+                session.poll_command()
+            } else {
+                session.poll_control()
+            };
+            let Some(command) = command else { break };
+            if matches!(command, Command::Send { id: Some(_), .. }) {
+                room -= 1;
+            }
+            commands.push(command);
+        }
+        while let Some(event) = session.poll_event() {
+            if let Event::StateChanged { state, reason } = &event {
+                log_state(state, reason);
+                self.shared.state.send_replace(state.clone());
+            }
+            if !self.events_closed {
+                self.pending.push_back(event);
+            }
+        }
+        let deadline = session.poll_timeout().map(|(at, _)| at);
+        (commands, deadline, session.state().is_terminal())
+    }
+
+    async fn carry_out(&mut self, command: Command) {
+        match command {
+            Command::Open(open) => {
+                debug_assert!(self.socket.is_none(), "the session aborts before it opens");
+                self.window.reset();
+                self.socket = Some(SocketTask::spawn(
+                    open,
+                    Arc::clone(&self.settings),
+                    self.inbound_tx.clone(),
+                    Arc::clone(&self.window),
+                ));
+            }
+            Command::Send { conn, payload, id } => {
+                let frame = if id.is_some() {
+                    self.window.acquire(1);
+                    Outbound::Queued(payload)
+                } else {
+                    Outbound::Control(payload)
+                };
+                self.write(conn, frame);
+            }
+            Command::Ping { conn } => self.write(conn, Outbound::Ping),
+            Command::Close { conn, code, reason } => {
+                self.write(conn, Outbound::Close { code, reason })
+            }
+            Command::Abort { conn } => {
+                if self
+                    .socket
+                    .as_ref()
+                    .is_some_and(|socket| socket.conn == conn)
+                {
+                    if let Some(socket) = self.socket.take() {
+                        socket.abort().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, conn: ConnId, frame: Outbound) {
+        if let Some(socket) = self.socket.as_ref().filter(|socket| socket.conn == conn) {
+            // A socket whose task ended reports `Ended` itself; the frame is moot.
+            let _ = socket.send(frame);
+        }
+    }
+
+    /// Hands events to the application while its channel has room.
+    fn offer_events(&mut self) {
+        while let Some(event) = self.pending.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.pending.push_front(event);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.discard_events();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The application dropped its event stream: stop keeping events for it.
+    fn discard_events(&mut self) {
+        self.events_closed = true;
+        self.pending.clear();
+    }
+}
+
+fn log_state(state: &State, reason: &resilient_ws_core::Reason) {
+    match state {
+        State::Failed(_) => tracing::warn!(%reason, "{state}"),
+        State::Reconnecting { .. } => tracing::info!(%reason, "{state}"),
+        _ => tracing::debug!(%reason, "{state}"),
+    }
+}

@@ -1,0 +1,55 @@
+//! What each connection attempt asks the server for, rebuilt on every attempt.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use resilient_ws_core::{ConnId, Cursor};
+
+/// The URL and headers of one attempt's handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// The `ws://` or `wss://` URL.
+    pub url: String,
+    /// Extra request headers (for example `Authorization`). Their values are never logged.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ConnectRequest {
+    /// A request for `url` with no extra headers.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// What a [`RequestProvider`] is told about the attempt it builds a request for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptInfo {
+    /// The socket the attempt will open.
+    pub conn: ConnId,
+    /// The attempt number within the current run of failures, from 1.
+    pub attempt: u32,
+    /// The cursor the attempt resumes from. The resume query parameter or header is added
+    /// to the provided request afterwards; the provider need not add it.
+    pub cursor: Option<Cursor>,
+}
+
+/// Why a provider could not build a request; the attempt fails and is retried with backoff.
+pub type ProviderError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The future a provider returns.
+pub type ProviderFuture =
+    Pin<Box<dyn Future<Output = Result<ConnectRequest, ProviderError>> + Send>>;
+
+/// Builds each attempt's request, so a fresh token is fetched on every reconnect.
+pub type RequestProvider = Arc<dyn Fn(AttemptInfo) -> ProviderFuture + Send + Sync>;

@@ -1,0 +1,50 @@
+//! TLS settings: rustls with certificate verification always on.
+
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::error::BuildError;
+
+/// Which certificate authorities the client trusts.
+#[derive(Clone, Debug, Default)]
+pub enum TlsRoots {
+    /// The Mozilla roots bundled by `webpki-roots` (and the system's roots too with the
+    /// `native-roots` feature). The default.
+    #[default]
+    Default,
+    /// Only these roots: for a private CA or a self-signed server certificate (DER).
+    Custom(Vec<Vec<u8>>),
+}
+
+impl TlsRoots {
+    /// The rustls configuration; verification is never disabled.
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, BuildError> {
+        let mut roots = RootCertStore::empty();
+        match self {
+            Self::Default => {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                #[cfg(feature = "native-roots")]
+                {
+                    let native = rustls_native_certs::load_native_certs();
+                    roots.add_parsable_certificates(native.certs);
+                }
+            }
+            Self::Custom(ders) => {
+                for der in ders {
+                    roots
+                        .add(CertificateDer::from(der.clone()))
+                        .map_err(|error| BuildError::Tls(error.to_string()))?;
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| BuildError::Tls(error.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}

@@ -1,0 +1,139 @@
+//! A fault-injecting TCP proxy on 127.0.0.1, placed between a client and a real server.
+//!
+//! Every connection is proxied by two directional pumps with bounded buffers, run together in
+//! one task so that a reset or a shutdown ends both at once and the live count stays exact.
+
+mod connection;
+mod fault;
+mod pump;
+mod splitmix;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::net::TcpListener;
+use tracing::debug;
+
+use crate::accept_loop::AcceptLoop;
+use crate::live_count::LiveCount;
+use connection::ClientSocket;
+pub use fault::Fault;
+use fault::FaultControl;
+
+/// Seed used by [`FaultProxy::start`], so runs are reproducible unless a test picks its own.
+pub const DEFAULT_SEED: u64 = 0x5EED_0F0F_FA17_CAFE;
+
+/// What the accept loop and the connection tasks share.
+#[derive(Debug)]
+struct ProxyState {
+    upstream: SocketAddr,
+    seed: u64,
+    faults: FaultControl,
+    accepted: AtomicU64,
+    live: Arc<LiveCount>,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+/// A TCP proxy from 127.0.0.1 to one upstream address that injects a [`Fault`] on demand.
+///
+/// ```no_run
+/// # async fn demo(server: std::net::SocketAddr) -> std::io::Result<()> {
+/// use resilient_ws_tests::{Fault, FaultProxy};
+/// let proxy = FaultProxy::start(server).await?;
+/// // point the client at proxy.addr() ... then break the network:
+/// proxy.set_fault(Fault::Blackhole);
+/// proxy.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<ProxyState>,
+    accept_loop: AcceptLoop,
+}
+
+impl FaultProxy {
+    /// Binds 127.0.0.1 on an ephemeral port and forwards to `upstream`, with [`DEFAULT_SEED`].
+    pub async fn start(upstream: SocketAddr) -> io::Result<Self> {
+        Self::start_seeded(upstream, DEFAULT_SEED).await
+    }
+
+    /// Like [`start`](Self::start), with the seed that draws `Fault::Latency` jitter.
+    pub async fn start_seeded(upstream: SocketAddr, seed: u64) -> io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(ProxyState {
+            upstream,
+            seed,
+            faults: FaultControl::new(),
+            accepted: AtomicU64::new(0),
+            live: Arc::new(LiveCount::default()),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+        });
+        let accept_state = Arc::clone(&state);
+        let accept_loop = AcceptLoop::spawn(listener, move |socket, peer| {
+            let index = accept_state.accepted.fetch_add(1, Ordering::SeqCst);
+            let client = ClientSocket::new(socket, accept_state.live.enter());
+            debug!(index, %peer, "proxy accepted a connection");
+            let faults = accept_state.faults.watch();
+            connection::admit(client, Arc::clone(&accept_state), faults, index)
+        });
+        debug!(%addr, %upstream, "fault proxy started");
+        Ok(Self {
+            addr,
+            state,
+            accept_loop,
+        })
+    }
+
+    /// The address clients should connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Switches to `fault`; it acts on open and new connections as its variant documents.
+    pub fn set_fault(&self, fault: Fault) {
+        debug!(?fault, "proxy fault set");
+        self.state.faults.set(fault);
+    }
+
+    /// The fault in force.
+    pub fn fault(&self) -> Fault {
+        self.state.faults.current()
+    }
+
+    /// TCP connections accepted so far, including reset and refused ones.
+    pub fn connections_accepted(&self) -> u64 {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Client-side connections open through the proxy right now.
+    pub fn live_connections(&self) -> usize {
+        self.state.live.live()
+    }
+
+    /// The most client-side connections that were ever open at the same time.
+    pub fn max_live_connections(&self) -> usize {
+        self.state.live.peak()
+    }
+
+    /// Bytes forwarded from clients to the server.
+    pub fn bytes_up(&self) -> u64 {
+        self.state.bytes_up.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded from the server to clients.
+    pub fn bytes_down(&self) -> u64 {
+        self.state.bytes_down.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every connection and waits until all proxy tasks have ended.
+    pub async fn shutdown(mut self) {
+        self.accept_loop.shutdown().await;
+        debug!(addr = %self.addr, "fault proxy shut down");
+    }
+}
