@@ -80,9 +80,17 @@ impl Feed {
     }
 
     /// First sequence number for a new connection.
-    pub(crate) fn first_seq(&self, cursor: Option<u64>, replay_overlap: u64, start_live: bool) -> u64 {
+    pub(crate) fn first_seq(
+        &self,
+        cursor: Option<u64>,
+        replay_overlap: u64,
+        start_live: bool,
+    ) -> u64 {
         match cursor {
-            Some(cursor) => cursor.saturating_add(1).saturating_sub(replay_overlap).max(1),
+            Some(cursor) => cursor
+                .saturating_add(1)
+                .saturating_sub(replay_overlap)
+                .max(1),
             None if start_live => self.reported_head().saturating_add(1),
             None => 1,
         }
@@ -90,7 +98,8 @@ impl Feed {
 
     /// The wire text of message `seq`.
     pub(crate) fn message(&self, seq: u64) -> String {
-        let ts_ms = u64::try_from(self.available_after_nanos(seq) / NANOS_PER_MILLI).unwrap_or(u64::MAX);
+        let ts_ms =
+            u64::try_from(self.available_after_nanos(seq) / NANOS_PER_MILLI).unwrap_or(u64::MAX);
         // Letters cycle from an offset derived from seq, so a wrong payload for a seq shows up.
         let data: String = (0..self.payload_bytes)
             .map(|i| {
@@ -99,6 +108,10 @@ impl Feed {
             })
             .collect();
         format!(r#"{{"seq":{seq},"ts_ms":{ts_ms},"data":"{data}"}}"#)
+    }
+
+    pub(crate) fn millis_since_start(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub(crate) fn note_sent(&self, seq: u64) {
@@ -134,8 +147,14 @@ mod tests {
     fn head_follows_time_and_stops_at_total() {
         let feed = Feed::new(10, Some(25), 0);
         assert_eq!(feed.available_head(feed.started), 0);
-        assert_eq!(feed.available_head(feed.started + Duration::from_millis(999)), 9);
-        assert_eq!(feed.available_head(feed.started + Duration::from_secs(60)), 25);
+        assert_eq!(
+            feed.available_head(feed.started + Duration::from_millis(999)),
+            9
+        );
+        assert_eq!(
+            feed.available_head(feed.started + Duration::from_secs(60)),
+            25
+        );
         let at = feed.available_at(7).expect("within total");
         assert_eq!(feed.available_head(at), 7);
         assert_eq!(feed.available_at(26), None);

@@ -29,6 +29,7 @@ mod error;
 mod faults;
 mod feed;
 mod handle;
+mod handshake;
 mod http;
 mod live;
 mod prefixed_stream;
