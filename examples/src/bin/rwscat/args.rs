@@ -65,7 +65,8 @@ pub(crate) fn parse(mut argv: impl Iterator<Item = String>) -> Result<Parsed, St
             "--exit-on-eof" => args.exit_on_eof = true,
             "--max-failures" => {
                 let n = number(&arg, &value(&arg)?)?;
-                args.max_failures = Some(u32::try_from(n).map_err(|_| format!("{arg} is too large"))?);
+                args.max_failures =
+                    Some(u32::try_from(n).map_err(|_| format!("{arg} is too large"))?);
             }
             "--connect-timeout" => args.connect_timeout = Some(millis(&arg, &value(&arg)?)?),
             "--ping-interval" => args.ping_interval = Some(millis(&arg, &value(&arg)?)?),
@@ -118,10 +119,29 @@ mod tests {
     #[test]
     fn every_flag() {
         let Ok(Parsed::Run(args)) = parse_all(&[
-            "ws://h/feed", "--cursor-field", "/a/seq", "--resume-param", "cursor", "--count", "5",
-            "--max-failures", "3", "--connect-timeout", "100", "--ping-interval", "200",
-            "--pong-timeout", "300", "--backoff-initial", "10", "--backoff-max", "20",
-            "-H", "Authorization: Bearer x", "--quiet", "--exit-on-eof",
+            "ws://h/feed",
+            "--cursor-field",
+            "/a/seq",
+            "--resume-param",
+            "cursor",
+            "--count",
+            "5",
+            "--max-failures",
+            "3",
+            "--connect-timeout",
+            "100",
+            "--ping-interval",
+            "200",
+            "--pong-timeout",
+            "300",
+            "--backoff-initial",
+            "10",
+            "--backoff-max",
+            "20",
+            "-H",
+            "Authorization: Bearer x",
+            "--quiet",
+            "--exit-on-eof",
         ]) else {
             panic!("valid arguments");
         };
@@ -130,16 +150,29 @@ mod tests {
         assert_eq!(args.count, Some(5));
         assert_eq!(args.max_failures, Some(3));
         assert_eq!(args.pong_timeout, Some(Duration::from_millis(300)));
-        assert_eq!(args.headers, [("Authorization".to_owned(), "Bearer x".to_owned())]);
+        assert_eq!(
+            args.headers,
+            [("Authorization".to_owned(), "Bearer x".to_owned())]
+        );
         assert!(args.quiet && args.exit_on_eof);
     }
 
     #[test]
     fn usage_errors_name_the_problem() {
         assert_eq!(parse_all(&[]).unwrap_err(), "missing URL");
-        assert_eq!(parse_all(&["ws://h", "--count"]).unwrap_err(), "--count needs a value");
-        assert!(parse_all(&["ws://h", "--count", "x"]).unwrap_err().contains("whole number"));
-        assert_eq!(parse_all(&["ws://h", "--bogus"]).unwrap_err(), "unknown flag --bogus");
+        assert_eq!(
+            parse_all(&["ws://h", "--count"]).unwrap_err(),
+            "--count needs a value"
+        );
+        assert!(
+            parse_all(&["ws://h", "--count", "x"])
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert_eq!(
+            parse_all(&["ws://h", "--bogus"]).unwrap_err(),
+            "unknown flag --bogus"
+        );
         assert!(parse_all(&["ws://h", "-H", "novalue"]).is_err());
         assert!(matches!(parse_all(&["--help"]), Ok(Parsed::Help)));
     }
