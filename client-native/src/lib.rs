@@ -59,3 +59,8 @@ pub use resilient_ws_core::{
     RetryAction, SendError, State, Stats, Unsent,
 };
 pub use tls::TlsRoots;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
