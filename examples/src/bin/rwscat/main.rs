@@ -47,7 +47,9 @@ async fn main() -> ExitCode {
     let stdin = tokio::spawn(forward_stdin(client.clone(), exit_on_eof));
     let code = print_events(&client, events, quiet, count).await;
     stdin.abort();
-    ExitCode::from(code)
+    // Exit now: tokio's stdin read sits on a blocking thread that would hold the runtime's
+    // shutdown until the next line arrives. Everything is flushed and closed by here.
+    std::process::exit(i32::from(code));
 }
 
 fn builder(args: &Args) -> ClientBuilder {

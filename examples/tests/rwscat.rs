@@ -1,0 +1,206 @@
+//! rwscat as a user runs it: a real process against the feed server on 127.0.0.1.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use resilient_ws_examples::feed_server::{
+    ClientPayload, Faults, FeedConfig, FeedServer, FeedServerHandle, Refusal,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs rwscat with `args`, feeding `stdin`, and waits (bounded) for it to exit.
+async fn rwscat(args: &[&str], stdin: &str) -> Finished {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rwscat"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("rwscat starts");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("stdin accepts the lines");
+    // Keep stdin open: end of input must not end the session unless asked to.
+    let output = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("rwscat exits in time")
+        .expect("rwscat ran");
+    drop(input);
+    Finished {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A feed at 200 msg/s: quick, yet slow enough that a connection lives long enough for the
+/// server to read what the client sent on it before a scheduled drop.
+async fn feed(faults: Faults) -> FeedServerHandle {
+    FeedServer::start(FeedConfig {
+        rate: 200,
+        faults,
+        ..FeedConfig::default()
+    })
+    .await
+    .expect("feed server starts")
+}
+
+fn seqs(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value =
+                serde_json::from_str(line).expect("each line is a message");
+            value["seq"].as_u64().expect("with a seq")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prints_messages_as_lines_and_sends_lines_through_drops() {
+    let server = feed(Faults {
+        drop_every: Some(7),
+        ..Faults::default()
+    })
+    .await;
+    let url = server.url();
+    let finished = rwscat(
+        &[
+            &url,
+            "--cursor-field",
+            "seq",
+            "--resume-param",
+            "cursor",
+            "--count",
+            "30",
+            "--backoff-initial",
+            "10",
+        ],
+        "first line\nsecond line\n",
+    )
+    .await;
+    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    assert_eq!(seqs(&finished.stdout), (1..=30).collect::<Vec<_>>());
+    assert!(
+        finished.stderr.contains("reconnecting in"),
+        "stderr: {}",
+        finished.stderr
+    );
+    let sent: Vec<String> = server
+        .received()
+        .into_iter()
+        .filter_map(|message| match message.payload {
+            ClientPayload::Text(text) => Some(text),
+            ClientPayload::Binary(_) => None,
+        })
+        .collect();
+    assert_eq!(sent, ["first line", "second line"]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn exit_on_eof_flushes_and_exits() {
+    let server = feed(Faults::default()).await;
+    let url = server.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rwscat"))
+        .args([url.as_str(), "--exit-on-eof", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"a\nb\nc\n").await.unwrap();
+    drop(input);
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(server.received().len(), 3);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn rejected_by_the_server_exits_2_and_names_the_status() {
+    let server = feed(Faults {
+        refuse: Some(Refusal {
+            status: 401,
+            remaining: None,
+            retry_after_secs: None,
+        }),
+        ..Faults::default()
+    })
+    .await;
+    let finished = rwscat(&[&server.url()], "").await;
+    assert_eq!(finished.code, Some(2));
+    assert!(
+        finished.stderr.contains("HTTP 401"),
+        "stderr: {}",
+        finished.stderr
+    );
+    assert!(finished.stdout.is_empty());
+    assert_eq!(server.stats().handshakes_refused, 1, "no retry after a 401");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn gives_up_after_the_failure_cap_with_exit_1() {
+    // Bind and drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/feed");
+    let finished = rwscat(
+        &[
+            &url,
+            "--max-failures",
+            "3",
+            "--backoff-initial",
+            "10",
+            "--backoff-max",
+            "50",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(finished.code, Some(1), "stderr: {}", finished.stderr);
+    assert!(
+        finished.stderr.contains("gave up after 3 failed attempts"),
+        "stderr: {}",
+        finished.stderr
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_64() {
+    for args in [
+        &[][..],
+        &["ws://h", "--count"][..],
+        &["ws://h", "--nope"][..],
+        &["http://h"][..],
+    ] {
+        let finished = rwscat(args, "").await;
+        assert_eq!(finished.code, Some(64), "{args:?}: {}", finished.stderr);
+        assert!(
+            finished.stderr.starts_with("rwscat: "),
+            "{args:?}: {}",
+            finished.stderr
+        );
+    }
+}
