@@ -9,7 +9,6 @@ use resilient_ws_core::{
     json_cursor, redact_url,
 };
 use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
@@ -19,6 +18,7 @@ use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::error::BuildError;
 use crate::events::Events;
+use crate::handshake::Target;
 use crate::request::{AttemptInfo, ConnectRequest, ProviderError, RequestProvider};
 use crate::shared::Shared;
 use crate::socket::SocketSettings;
@@ -286,11 +286,7 @@ impl ClientBuilder {
     pub fn connect(self) -> Result<(Client, Events), BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         self.config.validate()?;
-        self.config
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|error| BuildError::Url(error.to_string()))?;
+        Target::parse(&self.config.url).map_err(BuildError::Url)?;
         for (name, value) in &self.headers {
             if HeaderName::from_bytes(name.as_bytes()).is_err()
                 || HeaderValue::from_str(value).is_err()

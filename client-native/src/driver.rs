@@ -68,7 +68,8 @@ impl Driver {
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
         let mut armed_for: Option<Timestamp> = None;
         loop {
-            let (commands, deadline, terminal) = self.drain_session();
+            let (commands, deadline, state) = self.drain_session();
+            let terminal = state.is_terminal();
             for command in commands {
                 self.carry_out(command).await;
             }
@@ -85,13 +86,20 @@ impl Driver {
                     break;
                 }
             }
-            if deadline != armed_for {
-                if let Some(at) = deadline {
+            // A later deadline keeps the armed timer: it fires early, the session finds
+            // nothing due, and the timer is armed again. That spares the timer wheel a reset
+            // for every message, which moves the heartbeat deadline each time.
+            match (deadline, armed_for) {
+                (Some(at), Some(armed)) if armed <= at => {}
+                (Some(at), _) => {
                     timer.as_mut().reset(self.shared.clock.instant(at));
+                    armed_for = Some(at);
                 }
-                armed_for = deadline;
+                (None, _) => armed_for = None,
             }
-            let waiting_on_app = !self.pending.is_empty();
+            // While closing, the close handshake and its deadline go on even if the
+            // application has stopped reading: a close must always finish.
+            let waiting_on_app = !self.pending.is_empty() && state != State::Closing;
             let woken = tokio::select! {
                 biased;
                 Some((conn, event)) = self.inbound_rx.recv(), if !waiting_on_app => {
@@ -139,8 +147,8 @@ impl Driver {
     }
 
     /// Takes the session's outputs: commands (queued messages only while the writer has
-    /// room), events, the next deadline, and whether the session has stopped.
-    fn drain_session(&mut self) -> (Vec<Command>, Option<Timestamp>, bool) {
+    /// room), events, the next deadline, and the state.
+    fn drain_session(&mut self) -> (Vec<Command>, Option<Timestamp>, State) {
         let mut session = self.shared.lock();
         let mut room = if self.socket.is_some() {
             self.window.room()
@@ -170,7 +178,7 @@ impl Driver {
             }
         }
         let deadline = session.poll_timeout().map(|(at, _)| at);
-        (commands, deadline, session.state().is_terminal())
+        (commands, deadline, session.state().clone())
     }
 
     async fn carry_out(&mut self, command: Command) {

@@ -40,6 +40,7 @@ mod clock;
 mod driver;
 mod error;
 mod events;
+mod handshake;
 mod request;
 mod shared;
 mod socket;

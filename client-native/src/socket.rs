@@ -11,22 +11,17 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use resilient_ws_core::{ConnId, Disconnect, OpenRequest, Payload, ResumeMode, SocketEvent};
 use rustls::ClientConfig;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
+use crate::handshake::{Handshake, Stream, Target};
 use crate::request::{AttemptInfo, ConnectRequest, RequestProvider};
 use crate::write_window::WriteWindow;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Frames written per flush at most, so one burst cannot starve the reader.
 const MAX_BATCH: usize = 256;
@@ -128,26 +123,9 @@ async fn run(
     let _ = inbound.send((conn, SocketEvent::Ended(ended))).await;
 }
 
+/// Builds the attempt's handshake and performs it: the provider's (or the configured)
+/// URL and headers, plus the resume parameter or header, plus subprotocols.
 async fn connect(open: &OpenRequest, settings: &SocketSettings) -> Result<Stream, Disconnect> {
-    let request = build_request(open, settings).await?;
-    let connector = Connector::Rustls(Arc::clone(&settings.tls));
-    let (stream, _response) = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(settings.websocket),
-        true, // TCP_NODELAY: small frames must not wait for Nagle
-        Some(connector),
-    )
-    .await
-    .map_err(handshake_error)?;
-    Ok(stream)
-}
-
-/// The handshake request: the provider's (or the configured) URL and headers, plus the
-/// resume parameter or header, plus subprotocols.
-async fn build_request(
-    open: &OpenRequest,
-    settings: &SocketSettings,
-) -> Result<Request, Disconnect> {
     let provided = match &settings.provider {
         Some(provider) => {
             let info = AttemptInfo {
@@ -165,39 +143,34 @@ async fn build_request(
         }
         None => ConnectRequest::new(open.url.clone()),
     };
-    let mut request = provided
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|error| Disconnect::Abnormal {
-            detail: format!("invalid request URL: {error}"),
-        })?;
-    let headers = request.headers_mut();
-    let extra = settings
+    let target = Target::parse(&provided.url).map_err(|error| Disconnect::Abnormal {
+        detail: format!("invalid request URL: {error}"),
+    })?;
+    let mut headers = Vec::new();
+    for (name, value) in settings
         .headers
         .iter()
         .chain(&provided.headers)
-        .chain(&open.resume_header);
-    for (name, value) in extra {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
+        .chain(&open.resume_header)
+    {
+        // Parsing as HTTP rejects line breaks, so no header can smuggle another.
+        if HeaderName::from_bytes(name.as_bytes()).is_err() || HeaderValue::from_str(value).is_err()
+        {
             return Err(Disconnect::Abnormal {
                 detail: format!("invalid request header {name:?}"),
             });
-        };
-        headers.append(name, value);
+        }
+        headers.push((name.as_str(), value.as_str()));
     }
-    if !settings.protocols.is_empty() {
-        let protocols = HeaderValue::from_str(&settings.protocols.join(", ")).map_err(|_| {
-            Disconnect::Abnormal {
-                detail: "invalid subprotocol list".into(),
-            }
-        })?;
-        headers.insert("sec-websocket-protocol", protocols);
+    Handshake {
+        target,
+        headers,
+        protocols: &settings.protocols,
+        websocket: settings.websocket,
+        tls: Arc::clone(&settings.tls),
     }
-    Ok(request)
+    .open()
+    .await
 }
 
 /// Reads until the socket ends, forwarding every frame to the driver. A full channel
@@ -313,39 +286,6 @@ fn stream_error(error: tungstenite::Error) -> Disconnect {
         Error::Utf8(detail) => Disconnect::Protocol {
             code: 1007,
             detail: format!("invalid UTF-8 in a text message: {detail}"),
-        },
-        other => Disconnect::Abnormal {
-            detail: other.to_string(),
-        },
-    }
-}
-
-/// An error before the connection opened.
-fn handshake_error(error: tungstenite::Error) -> Disconnect {
-    use tungstenite::Error;
-    match error {
-        Error::Http(response) => Disconnect::Rejected {
-            status: response.status().as_u16(),
-            retry_after: response
-                .headers()
-                .get("retry-after")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
-        },
-        Error::Tls(error) => Disconnect::Tls {
-            detail: error.to_string(),
-        },
-        Error::Io(error) => match error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            Some(tls) => Disconnect::Tls {
-                detail: tls.to_string(),
-            },
-            None => Disconnect::Abnormal {
-                detail: error.to_string(),
-            },
         },
         other => Disconnect::Abnormal {
             detail: other.to_string(),
