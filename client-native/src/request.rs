@@ -1,13 +1,15 @@
 //! What each connection attempt asks the server for, rebuilt on every attempt.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use resilient_ws_core::{ConnId, Cursor};
+use resilient_ws_core::{ConnId, Cursor, redact_url};
 
-/// The URL and headers of one attempt's handshake.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The URL and headers of one attempt's handshake. Its `Debug` hides query and header
+/// values, so printing it cannot leak a token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConnectRequest {
     /// The `ws://` or `wss://` URL.
     pub url: String,
@@ -32,6 +34,16 @@ impl ConnectRequest {
     }
 }
 
+impl fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ConnectRequest")
+            .field("url", &redact_url(&self.url))
+            .field("headers", &header_names)
+            .finish()
+    }
+}
+
 /// What a [`RequestProvider`] is told about the attempt it builds a request for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttemptInfo {
@@ -53,3 +65,17 @@ pub type ProviderFuture =
 
 /// Builds each attempt's request, so a fresh token is fetched on every reconnect.
 pub type RequestProvider = Arc<dyn Fn(AttemptInfo) -> ProviderFuture + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_tokens() {
+        let request = ConnectRequest::new("wss://h/feed?token=secret")
+            .header("Authorization", "Bearer secret");
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("Authorization"), "{shown}");
+    }
+}
