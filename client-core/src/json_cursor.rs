@@ -1,39 +1,31 @@
 //! Cursor extraction from JSON messages (feature `json`).
 //!
-//! The extractor walks only the path to the cursor and skips everything else without
-//! building a document, so a large message costs one scan and no allocations.
+//! A scanner walks only the path to the cursor and skips everything else without building
+//! a document: one pass, no allocation for ordinary keys, and no JSON library, which keeps
+//! the browser build small.
 
-use std::fmt;
 use std::sync::Arc;
-
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::payload::Payload;
 use crate::resume::{Cursor, CursorExtractor};
 
 /// An extractor for `spec`: a JSON pointer when it starts with `/` (`/meta/seq`),
 /// otherwise the name of a top-level field (`seq`). The value must be a non-negative
-/// integer, or a string of one.
+/// integer, or a string of one. Anything else, or a message that is not JSON, has no
+/// cursor.
 pub fn json_cursor(spec: &str) -> CursorExtractor {
     let path = if spec.starts_with('/') {
         pointer_segments(spec)
     } else {
         vec![spec.to_owned()]
     };
-    Arc::new(move |payload: &Payload| cursor_at(payload, &path))
-}
-
-/// The cursor at `path` in `payload`, if the payload is JSON and holds one there.
-fn cursor_at(payload: &Payload, path: &[String]) -> Option<Cursor> {
-    let bytes = match payload {
-        Payload::Text(text) => text.as_bytes(),
-        Payload::Binary(bytes) => bytes,
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    PathSeed { path }
-        .deserialize(&mut deserializer)
-        .ok()
-        .flatten()
+    Arc::new(move |payload: &Payload| {
+        let bytes = match payload {
+            Payload::Text(text) => text.as_bytes(),
+            Payload::Binary(bytes) => bytes,
+        };
+        Scanner { bytes, pos: 0 }.find(&path)
+    })
 }
 
 /// Splits a JSON pointer (RFC 6901) into unescaped segments.
@@ -45,132 +37,218 @@ fn pointer_segments(pointer: &str) -> Vec<String> {
         .collect()
 }
 
-/// Follows `path` through objects and arrays to the cursor value.
-struct PathSeed<'p> {
-    path: &'p [String],
+/// A position in a JSON text. Every method returns `None` on malformed input.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
-    type Value = Option<Cursor>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        match self.path.split_first() {
-            None => deserializer.deserialize_any(CursorValue),
-            Some((head, rest)) => deserializer.deserialize_any(Step { head, rest }),
-        }
-    }
-}
-
-/// One step of the path: a key in an object or an index in an array.
-struct Step<'p> {
-    head: &'p str,
-    rest: &'p [String],
-}
-
-impl<'de> Visitor<'de> for Step<'_> {
-    type Value = Option<Cursor>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an object or array holding {:?}", self.head)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(is_target) = map.next_key_seed(KeyIs(self.head))? {
-            if is_target && found.is_none() {
-                found = map.next_value_seed(PathSeed { path: self.rest })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+impl Scanner<'_> {
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&byte) = self.bytes.get(self.pos) {
+            if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(byte);
             }
+            self.pos += 1;
         }
-        Ok(found)
+        None
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let target = self.head.parse::<usize>().ok();
-        let mut found = None;
-        let mut index = 0;
+    fn expect(&mut self, wanted: u8) -> Option<()> {
+        (self.peek()? == wanted).then(|| self.pos += 1)
+    }
+
+    /// The cursor at `path` below the value that starts here.
+    fn find(&mut self, path: &[String]) -> Option<Cursor> {
+        let Some((head, rest)) = path.split_first() else {
+            return self.cursor_value();
+        };
+        match self.peek()? {
+            b'{' => {
+                self.pos += 1;
+                if self.peek()? == b'}' {
+                    return None;
+                }
+                loop {
+                    let is_target = self.string_equals(head)?;
+                    self.expect(b':')?;
+                    if is_target {
+                        return self.find(rest);
+                    }
+                    self.skip_value()?;
+                    if self.peek()? != b',' {
+                        return None; // `}`: not found, or malformed
+                    }
+                    self.pos += 1;
+                }
+            }
+            b'[' => {
+                let index: usize = head.parse().ok()?;
+                self.pos += 1;
+                if self.peek()? == b']' {
+                    return None;
+                }
+                for _ in 0..index {
+                    self.skip_value()?;
+                    self.expect(b',')?;
+                }
+                self.find(rest)
+            }
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer, or a string holding one.
+    fn cursor_value(&mut self) -> Option<Cursor> {
+        match self.peek()? {
+            b'"' => {
+                let text = self.string()?;
+                text.parse().ok().map(Cursor)
+            }
+            b'0'..=b'9' => {
+                let start = self.pos;
+                while self.bytes.get(self.pos).is_some_and(u8::is_ascii_digit) {
+                    self.pos += 1;
+                }
+                if matches!(self.bytes.get(self.pos), Some(b'.' | b'e' | b'E')) {
+                    return None; // not an integer
+                }
+                std::str::from_utf8(&self.bytes[start..self.pos])
+                    .ok()?
+                    .parse()
+                    .ok()
+                    .map(Cursor)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads a string and says whether it equals `wanted`, decoding escapes only when
+    /// the string has any.
+    fn string_equals(&mut self, wanted: &str) -> Option<bool> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let raw_end = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')?
+            + start;
+        if self.bytes[raw_end] == b'"' {
+            self.pos = raw_end + 1;
+            return Some(&self.bytes[start..raw_end] == wanted.as_bytes());
+        }
+        self.pos = start - 1;
+        Some(self.string()? == wanted)
+    }
+
+    /// Reads a string, decoding its escapes.
+    fn string(&mut self) -> Option<String> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
         loop {
-            let element = if Some(index) == target {
-                seq.next_element_seed(PathSeed { path: self.rest })?
-                    .map(|cursor| found = cursor)
-            } else {
-                seq.next_element::<IgnoredAny>()?.map(|_| ())
-            };
-            if element.is_none() {
-                return Ok(found);
+            let byte = *self.bytes.get(self.pos)?;
+            self.pos += 1;
+            match byte {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let escaped = *self.bytes.get(self.pos)?;
+                    self.pos += 1;
+                    let decoded = match escaped {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
+                        _ => return None,
+                    };
+                    let mut utf8 = [0; 4];
+                    out.extend_from_slice(decoded.encode_utf8(&mut utf8).as_bytes());
+                }
+                control if control < 0x20 => return None,
+                other => out.push(other),
             }
-            index += 1;
         }
     }
-}
 
-/// Compares an object key with the wanted one without allocating.
-struct KeyIs<'p>(&'p str);
-
-impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyIs<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
+    /// The character of a `\uXXXX` escape (the `\u` already read), pairing surrogates.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        if !(0xD800..0xDC00).contains(&first) {
+            return char::from_u32(first);
+        }
+        if self.bytes.get(self.pos..self.pos + 2)? != b"\\u" {
+            return None;
+        }
+        self.pos += 2;
+        let second = self.hex4()?;
+        if !(0xDC00..0xE000).contains(&second) {
+            return None;
+        }
+        char::from_u32(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
-        Ok(key == self.0)
-    }
-}
-
-/// The cursor itself: a non-negative integer or a string of digits.
-struct CursorValue;
-
-impl<'de> Visitor<'de> for CursorValue {
-    type Value = Option<Cursor>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a non-negative integer cursor")
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = std::str::from_utf8(self.bytes.get(self.pos..self.pos + 4)?).ok()?;
+        self.pos += 4;
+        u32::from_str_radix(digits, 16).ok()
     }
 
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
-        Ok(Some(Cursor(value)))
+    /// Skips one value of any kind.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' | b'[' => self.skip_container(),
+            _ => {
+                // A number or a literal: runs to the next delimiter.
+                let start = self.pos;
+                while self.bytes.get(self.pos).is_some_and(|b| {
+                    !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                }) {
+                    self.pos += 1;
+                }
+                (self.pos > start).then_some(())
+            }
+        }
     }
 
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        Ok(u64::try_from(value).ok().map(Cursor))
+    fn skip_string(&mut self) -> Option<()> {
+        self.pos += 1; // the opening quote
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                b'\\' => self.pos += 2,
+                _ => self.pos += 1,
+            }
+        }
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(value.parse().ok().map(Cursor))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        IgnoredAny.visit_map(map).map(|_| None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        IgnoredAny.visit_seq(seq).map(|_| None)
+    /// Skips an object or array, counting nesting and stepping over strings.
+    fn skip_container(&mut self) -> Option<()> {
+        let mut depth = 0usize;
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    self.skip_string()?;
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos += 1;
+                        return Some(());
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
     }
 }
 
@@ -188,12 +266,18 @@ mod tests {
             extract("seq", r#"{"data":[1,{"seq":9}],"seq":42}"#),
             Some(42)
         );
+        assert_eq!(extract("seq", r#" { "seq" : 7 } "#), Some(7));
         assert_eq!(extract("seq", r#"{"seq":"17"}"#), Some(17));
         assert_eq!(extract("seq", r#"{"other":1}"#), None);
+        assert_eq!(extract("seq", r#"{}"#), None);
         assert_eq!(extract("seq", r#"{"seq":-1}"#), None);
         assert_eq!(extract("seq", r#"{"seq":1.5}"#), None);
+        assert_eq!(extract("seq", r#"{"seq":1e3}"#), None);
+        assert_eq!(extract("seq", r#"{"seq":null}"#), None);
+        assert_eq!(extract("seq", r#"{"seq":18446744073709551616}"#), None);
         assert_eq!(extract("seq", "not json"), None);
         assert_eq!(extract("seq", "[1,2]"), None);
+        assert_eq!(extract("seq", r#"{"a":"x\"}seq","seq":3}"#), Some(3));
     }
 
     #[test]
@@ -206,6 +290,7 @@ mod tests {
             extract("/items/1/id", r#"{"items":[{"id":1},{"id":2}]}"#),
             Some(2)
         );
+        assert_eq!(extract("/items/5/id", r#"{"items":[{"id":1}]}"#), None);
         assert_eq!(extract("/a~1b", r#"{"a/b":3}"#), Some(3));
         assert_eq!(extract("/missing/x", r#"{"meta":{}}"#), None);
     }
@@ -213,6 +298,8 @@ mod tests {
     #[test]
     fn escaped_keys_match() {
         assert_eq!(extract("s\"q", r#"{"s\"q":5}"#), Some(5));
+        assert_eq!(extract("séq", r#"{"s\u00e9q":6}"#), Some(6));
+        assert_eq!(extract("😀", r#"{"\ud83d\ude00":8}"#), Some(8));
     }
 
     #[test]
