@@ -73,8 +73,10 @@ impl Liveness {
         self.probe_sent_at = None;
     }
 
+    /// Records a probe. The first unanswered probe keeps counting: extra probes (from
+    /// `check_liveness`) must not push the dead-connection deadline back.
     pub(crate) fn on_probe_sent(&mut self, now: Timestamp) {
-        self.probe_sent_at = Some(now);
+        self.probe_sent_at.get_or_insert(now);
     }
 
     /// When the heartbeat next needs attention, and what for.
@@ -122,6 +124,15 @@ mod tests {
         liveness.on_probe_sent(ms(100));
         liveness.on_inbound(ms(120));
         assert_eq!(liveness.deadline(&config), (ms(220), HeartbeatDue::Probe));
+    }
+
+    #[test]
+    fn extra_probes_do_not_postpone_the_deadline() {
+        let config = config(Probe::PingFrame);
+        let mut liveness = Liveness::new(ms(0));
+        liveness.on_probe_sent(ms(100));
+        liveness.on_probe_sent(ms(140));
+        assert_eq!(liveness.deadline(&config), (ms(150), HeartbeatDue::Dead));
     }
 
     #[test]
