@@ -54,7 +54,9 @@ pub enum ConfigError {
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
     /// The backoff's maximum is below its initial window.
-    #[error("backoff max ({max:?}) is below backoff initial ({initial:?})")]
+    // Whole milliseconds: formatting a Duration would pull float formatting into the
+    // browser build.
+    #[error("backoff max ({} ms) is below backoff initial ({} ms)", millis(*max), millis(*initial))]
     BackoffMaxBelowInitial {
         /// The initial window.
         initial: Duration,
@@ -78,4 +80,9 @@ pub enum CloseError {
     /// A close reason is at most 123 bytes of UTF-8.
     #[error("close reason is {0} bytes; at most 123 fit in a close frame")]
     ReasonTooLong(usize),
+}
+
+/// Whole milliseconds, for messages.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

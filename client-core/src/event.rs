@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::millis;
 use crate::payload::Payload;
 use crate::queue::Unsent;
 use crate::resume::Cursor;
@@ -75,7 +76,7 @@ pub enum Failure {
         last: Disconnect,
     },
     /// The next retry would end beyond the time budget for a run of failures.
-    #[error("gave up after retrying for {elapsed:?}: {last}")]
+    #[error("gave up after retrying for {} ms: {last}", millis(*elapsed))]
     RetryBudgetExhausted {
         /// How long the run of failures had lasted.
         elapsed: Duration,
@@ -161,7 +162,7 @@ impl fmt::Display for State {
             } => write!(
                 f,
                 "reconnecting in {} ms (attempt {attempt})",
-                delay.as_millis()
+                millis(*delay)
             ),
             Self::Reconnecting { retry_at: None, .. } => f.write_str("waiting for the network"),
             Self::Failed(failure) => write!(f, "failed: {failure}"),

@@ -56,7 +56,7 @@ impl Sub for Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t+{}ms", self.0.as_millis())
+        write!(f, "t+{}ms", crate::error::millis(self.0))
     }
 }
 

@@ -294,6 +294,11 @@ impl ClientBuilder {
                 return Err(BuildError::Header { name: name.clone() });
             }
         }
+        if let Some(bad) = self.protocols.iter().find(|protocol| !is_token(protocol)) {
+            return Err(BuildError::Subprotocol {
+                protocol: bad.clone(),
+            });
+        }
         let websocket = WebSocketConfig::default()
             .read_buffer_size(self.io_buffer)
             .write_buffer_size(self.io_buffer)
@@ -321,6 +326,14 @@ impl ClientBuilder {
         runtime.spawn(driver.run().instrument(span));
         Ok((client, Events::new(events_rx)))
     }
+}
+
+/// Whether `text` is an HTTP token (RFC 9110, 5.6.2), as a subprotocol name must be.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
 }
 
 /// A seed from the OS's randomness, without another dependency: std seeds every

@@ -17,6 +17,12 @@ pub enum BuildError {
         /// The header's name.
         name: String,
     },
+    /// A subprotocol name is not an HTTP token.
+    #[error("invalid subprotocol {protocol:?}: it must be an HTTP token")]
+    Subprotocol {
+        /// The offending name.
+        protocol: String,
+    },
     /// The TLS configuration failed (for example an unparsable root certificate).
     #[error("TLS setup failed: {0}")]
     Tls(String),

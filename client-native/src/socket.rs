@@ -111,14 +111,23 @@ async fn run(
     if inbound.send((conn, SocketEvent::Opened)).await.is_err() {
         return;
     }
-    let (sink, stream) = stream.split();
+    let (mut sink, stream) = stream.split();
     let ended = tokio::select! {
         disconnect = read_until_end(conn, stream, &inbound) => disconnect,
-        result = write_until_error(sink, outbound, &window) => match result {
+        result = write_until_error(&mut sink, outbound, &window) => match result {
             Ok(()) => return, // the driver is gone
             Err(error) => stream_error(error),
         },
     };
+    if let Disconnect::Protocol { code, .. } = &ended {
+        // Tell the server why, as RFC 6455 (7.1.7) asks; best effort, briefly.
+        let frame = CloseFrame {
+            code: (*code).into(),
+            reason: "".into(),
+        };
+        let _ =
+            tokio::time::timeout(CLOSE_REPLY_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    }
     tracing::debug!(reason = %ended, "socket ended");
     let _ = inbound.send((conn, SocketEvent::Ended(ended))).await;
 }
@@ -204,7 +213,7 @@ async fn read_until_end(
 
 /// Writes frames as they come: feeds everything waiting, then flushes once.
 async fn write_until_error(
-    mut sink: SplitSink<Stream, Message>,
+    sink: &mut SplitSink<Stream, Message>,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     window: &WriteWindow,
 ) -> Result<(), tungstenite::Error> {

@@ -35,7 +35,10 @@ impl Recorder {
 
     /// A copy of everything recorded so far.
     pub fn events(&self) -> Vec<(Instant, Event)> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Cursors of the delivered messages, in order (0 for a message without one).
@@ -81,7 +84,10 @@ impl Recorder {
 
     /// How many times the session opened.
     pub fn opens(&self) -> usize {
-        self.states().iter().filter(|(_, state, _)| *state == State::Open).count()
+        self.states()
+            .iter()
+            .filter(|(_, state, _)| *state == State::Open)
+            .count()
     }
 
     /// Waits until `done` holds for the recorded events, panicking with `what` after
@@ -92,7 +98,10 @@ impl Recorder {
             assert!(
                 Instant::now() < deadline,
                 "timed out after {limit:?} waiting for {what}; states: {:?}",
-                self.states().iter().map(|(_, s, r)| format!("{s} ({r})")).collect::<Vec<_>>()
+                self.states()
+                    .iter()
+                    .map(|(_, s, r)| format!("{s} ({r})"))
+                    .collect::<Vec<_>>()
             );
             sleep(POLL).await;
         }
@@ -100,8 +109,10 @@ impl Recorder {
 
     /// Waits for `n` delivered messages.
     pub async fn wait_delivered(&self, n: usize, limit: Duration) {
-        self.wait_for(&format!("{n} messages"), limit, |r| r.delivered().len() >= n)
-            .await;
+        self.wait_for(&format!("{n} messages"), limit, |r| {
+            r.delivered().len() >= n
+        })
+        .await;
     }
 
     /// Waits for a terminal state (closed or failed) and returns it.
@@ -120,7 +131,11 @@ impl Recorder {
     /// Asserts that the feed `1..=n` arrived exactly once and in order.
     pub fn assert_exactly_once(&self, n: u64) {
         let expected: Vec<u64> = (1..=n).collect();
-        assert_eq!(self.delivered(), expected, "delivery was not exactly-once in order");
+        assert_eq!(
+            self.delivered(),
+            expected,
+            "delivery was not exactly-once in order"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every connection is proxied by two directional pumps with bounded buffers, run together in
 //! one task so that a reset or a shutdown ends both at once and the live count stays exact.
 
+mod audit;
 mod connection;
 mod fault;
 mod pump;
@@ -18,6 +19,8 @@ use tracing::debug;
 
 use crate::accept_loop::AcceptLoop;
 use crate::live_count::LiveCount;
+use audit::SocketAudit;
+pub use audit::SocketOverlap;
 use connection::ClientSocket;
 pub use fault::Fault;
 use fault::FaultControl;
@@ -33,6 +36,7 @@ struct ProxyState {
     faults: FaultControl,
     accepted: AtomicU64,
     live: Arc<LiveCount>,
+    audit: SocketAudit,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
 }
@@ -71,12 +75,14 @@ impl FaultProxy {
             faults: FaultControl::new(),
             accepted: AtomicU64::new(0),
             live: Arc::new(LiveCount::default()),
+            audit: SocketAudit::new(addr),
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
         });
         let accept_state = Arc::clone(&state);
         let accept_loop = AcceptLoop::spawn(listener, move |socket, peer| {
             let index = accept_state.accepted.fetch_add(1, Ordering::SeqCst);
+            accept_state.audit.on_accept(index, peer);
             let client = ClientSocket::new(socket, accept_state.live.enter());
             debug!(index, %peer, "proxy accepted a connection");
             let faults = accept_state.faults.watch();
@@ -119,6 +125,23 @@ impl FaultProxy {
     /// The most client-side connections that were ever open at the same time.
     pub fn max_live_connections(&self) -> usize {
         self.state.live.peak()
+    }
+
+    /// The most client sockets that were open at the same time as the kernel saw them,
+    /// checked at every accept (see [`SocketOverlap`]); `None` where the kernel's TCP table
+    /// cannot be read (it is Linux's `/proc/net/tcp`).
+    ///
+    /// Unlike [`max_live_connections`](Self::max_live_connections), which counts a
+    /// connection until the proxy has finished tearing it down, this counts a client socket
+    /// only until the client has closed it, so a client that closes its old socket and at
+    /// once opens the next is not counted twice.
+    pub fn max_open_client_sockets(&self) -> Option<usize> {
+        self.state.audit.peak()
+    }
+
+    /// Every time a client socket was still open when the next connection was accepted.
+    pub fn client_socket_overlaps(&self) -> Vec<SocketOverlap> {
+        self.state.audit.overlaps()
     }
 
     /// Bytes forwarded from clients to the server.
