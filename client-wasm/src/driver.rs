@@ -63,10 +63,20 @@ impl Driver {
         driver: &Rc<RefCell<Self>>,
         input: impl FnOnce(&mut Session, Timestamp) -> R,
     ) -> R {
-        let (result, events, emitter, waiters) = {
+        let result = {
             let mut this = driver.borrow_mut();
             let now = this.clock.now();
-            let result = input(&mut this.session, now);
+            input(&mut this.session, now)
+        };
+        Self::after_input(driver);
+        result
+    }
+
+    /// The part of every step that does not depend on the input: kept out of the generic
+    /// `step` so it exists once in the binary, not once per call site.
+    fn after_input(driver: &Rc<RefCell<Self>>) {
+        let (events, emitter, waiters) = {
+            let mut this = driver.borrow_mut();
             this.carry_out_commands();
             let events: Vec<Event> = std::iter::from_fn(|| this.session.poll_event()).collect();
             this.arm_timer();
@@ -75,7 +85,7 @@ impl Driver {
             } else {
                 Vec::new()
             };
-            (result, events, this.emitter.clone(), waiters)
+            (events, this.emitter.clone(), waiters)
         };
         for event in events {
             emitter.emit(event);
@@ -83,7 +93,6 @@ impl Driver {
         for resolve in waiters {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
-        result
     }
 
     pub(crate) fn handle_socket(driver: &Rc<RefCell<Self>>, conn: ConnId, event: SocketEvent) {

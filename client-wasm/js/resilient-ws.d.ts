@@ -1,0 +1,132 @@
+// Type definitions for resilient-ws (browser).
+
+/** Loads the WebAssembly module. Await it once before constructing a client. */
+export default function init(input?: RequestInfo | URL | Response | BufferSource | WebAssembly.Module): Promise<unknown>;
+export { init };
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' | 'failed';
+
+export interface ResilientWebSocketOptions {
+  /** Where each message's cursor is: a top-level JSON field ('seq') or a JSON pointer ('/meta/seq'). */
+  cursorField?: string;
+  /** Resume with ?<resumeParam>=<last cursor> on every reconnect. */
+  resumeParam?: string;
+  /** Consecutive failed attempts before giving up (default 10); null never gives up. */
+  maxFailures?: number | null;
+  /** Deadline for each handshake in ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** How long a connection must stay open (or deliver a message) to count as healthy, in ms (default 5000). */
+  stabilityWindowMs?: number;
+  /** Deadline for close() to flush and finish, in ms (default 5000). */
+  closeTimeoutMs?: number;
+  /** Backoff with full jitter: the window starts at initialMs (default 250), grows by multiplier (default 2) up to maxMs (default 30000). */
+  backoff?: { initialMs?: number; maxMs?: number; multiplier?: number };
+  /**
+   * Off by default. With `message`, it is sent after intervalMs of silence and the connection is
+   * dropped if nothing arrives within timeoutMs; without it, the connection is dropped after
+   * intervalMs + timeoutMs without inbound traffic.
+   */
+  heartbeat?: { intervalMs?: number; timeoutMs?: number; message?: string };
+  /** Bounds of the offline queue (default 1024 messages, 1 MiB). */
+  queue?: { maxMessages?: number; maxBytes?: number };
+  /** Subprotocols to offer. */
+  protocols?: string[];
+  /** Called before every attempt for the URL to use (a fresh token each time); the resume parameter is added to it. */
+  urlProvider?: () => string | Promise<string>;
+  /** Fixes the jitter seed (default random), to replay a run. */
+  seed?: number;
+}
+
+export interface ResilientMessageEvent extends MessageEvent {
+  /** The message's cursor, or null when it has none. */
+  readonly cursor: number | null;
+}
+
+export interface StateChangeEvent extends Event {
+  readonly state: ConnectionState;
+  /** Why, in plain words. */
+  readonly reason: string;
+  /** For 'reconnecting': the number of the next attempt. */
+  readonly attempt?: number;
+  /** For 'reconnecting': the backoff delay chosen, in ms. */
+  readonly delayMs?: number;
+}
+
+export interface GapEvent extends Event {
+  readonly last: number;
+  readonly received: number;
+}
+
+export interface UnsentEvent extends Event {
+  /** Messages accepted by send() that never left, oldest first. */
+  readonly messages: Array<string | ArrayBuffer>;
+}
+
+export interface ResilientWebSocketEventMap {
+  open: StateChangeEvent;
+  message: ResilientMessageEvent;
+  close: StateChangeEvent;
+  error: StateChangeEvent;
+  statechange: StateChangeEvent;
+  reconnecting: StateChangeEvent;
+  giveup: StateChangeEvent;
+  gap: GapEvent;
+  unsent: UnsentEvent;
+}
+
+export interface ResilientStats {
+  attempts: number;
+  reconnects: number;
+  staleInputs: number;
+  replaysDropped: number;
+  messagesDelivered: number;
+  messagesSent: number;
+  heartbeatTimeouts: number;
+  queued: number;
+  queuedBytes: number;
+  consecutiveFailures: number;
+}
+
+export class ResilientWebSocket extends EventTarget {
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+
+  constructor(url: string | URL, options?: ResilientWebSocketOptions);
+
+  /** Queues a message; throws an Error naming the bound when the queue is full. */
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  /** Flushes the queue, then closes; resolves once closed. */
+  close(code?: number, reason?: string): Promise<void>;
+  /** Starts again after 'close' or 'giveup'. */
+  reconnect(): void;
+
+  readonly state: ConnectionState;
+  readonly readyState: 0 | 1 | 2 | 3;
+  readonly lastCursor: number | null;
+  readonly stats: ResilientStats;
+
+  onopen: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
+  onmessage: ((this: ResilientWebSocket, ev: ResilientMessageEvent) => unknown) | null;
+  onclose: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
+  onerror: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
+  onstatechange: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
+  onreconnecting: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
+  ongiveup: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
+  ongap: ((this: ResilientWebSocket, ev: GapEvent) => unknown) | null;
+  onunsent: ((this: ResilientWebSocket, ev: UnsentEvent) => unknown) | null;
+
+  addEventListener<K extends keyof ResilientWebSocketEventMap>(
+    type: K,
+    listener: (this: ResilientWebSocket, ev: ResilientWebSocketEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof ResilientWebSocketEventMap>(
+    type: K,
+    listener: (this: ResilientWebSocket, ev: ResilientWebSocketEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | EventListenerOptions): void;
+}
