@@ -42,7 +42,10 @@ impl log::Log for LogCapture {
 
     fn log(&self, record: &log::Record<'_>) {
         let line = format!("{} {}: {}", record.level(), record.target(), record.args());
-        LOG_RECORDS.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+        LOG_RECORDS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
     }
 
     fn flush(&self) {}
@@ -58,7 +61,10 @@ fn capture_log_records() {
 
 /// Everything `log` captured so far, one record a line.
 fn log_records() -> String {
-    LOG_RECORDS.lock().unwrap_or_else(PoisonError::into_inner).join("\n")
+    LOG_RECORDS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .join("\n")
 }
 
 /// Log output, kept in memory.
@@ -259,7 +265,10 @@ async fn tokens_in_the_url_and_headers_never_reach_the_logs() {
     assert_logged(&logs, &redacted_url);
     assert_no_canary("logs", &logs);
     let records = log_records();
-    assert!(records.contains("tungstenite"), "the log capture saw tungstenite: {records}");
+    assert!(
+        records.contains("tungstenite"),
+        "the log capture saw tungstenite: {records}"
+    );
     assert_no_canary("log records", &records);
 }
 

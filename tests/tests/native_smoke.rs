@@ -13,7 +13,13 @@ async fn resumes_after_a_drop_with_exactly_once_delivery() {
         then: vec![Step::SendFeed { from: 1, count: 20 }, Step::DropTcp],
     })
     .then(Behaviour::Accept {
-        then: vec![Step::SendFeed { from: 15, count: 26 }, Step::EchoUntilClosed],
+        then: vec![
+            Step::SendFeed {
+                from: 15,
+                count: 26,
+            },
+            Step::EchoUntilClosed,
+        ],
     });
     let server = ScriptServer::start(script).await.unwrap();
     let (client, events) = Client::builder(server.url("/feed"))
@@ -31,6 +37,12 @@ async fn resumes_after_a_drop_with_exactly_once_delivery() {
     client.send_text("hello").unwrap();
     client.close(1000, "done").await.unwrap();
     assert_eq!(client.state(), State::Closed);
-    assert!(recorder.events().iter().any(|(_, e)| matches!(e, Event::StateChanged { state: State::Closed, .. })));
+    assert!(recorder.events().iter().any(|(_, e)| matches!(
+        e,
+        Event::StateChanged {
+            state: State::Closed,
+            ..
+        }
+    )));
     server.shutdown().await;
 }
