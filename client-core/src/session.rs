@@ -14,7 +14,7 @@ use crate::queue::OutboundQueue;
 use crate::resume::{Admission, Cursor, ReplayFilter};
 use crate::retry::{Disconnect, RetryAction};
 use crate::rng::SeededRng;
-use crate::stats::{Counters, Stats};
+use crate::stats::Stats;
 use crate::time::{MonotonicClock, Timestamp};
 use crate::timer::{Timer, TimerTable};
 
@@ -58,7 +58,8 @@ pub struct Session {
     timers: TimerTable,
     commands: VecDeque<Command>,
     events: VecDeque<Event>,
-    counters: Counters,
+    /// The counted fields of the stats; the derived ones are filled in by `stats()`.
+    counters: Stats,
     opened_before: bool,
 }
 
@@ -112,7 +113,7 @@ impl Session {
             timers: TimerTable::default(),
             commands: VecDeque::new(),
             events: VecDeque::new(),
-            counters: Counters::default(),
+            counters: Stats::default(),
             opened_before: false,
         })
     }
@@ -131,27 +132,12 @@ impl Session {
 
     /// The counters, with time in state measured up to the latest time seen.
     pub fn stats(&self) -> Stats {
-        let Counters {
-            attempts,
-            reconnects,
-            stale_inputs,
-            replays_dropped,
-            messages_delivered,
-            messages_sent,
-            heartbeat_timeouts,
-        } = self.counters;
         Stats {
-            attempts,
-            reconnects,
-            stale_inputs,
-            replays_dropped,
-            messages_delivered,
-            messages_sent,
-            heartbeat_timeouts,
             queued: self.queue.len(),
             queued_bytes: self.queue.bytes(),
             consecutive_failures: self.failures,
             time_in_state: self.clock.now() - self.state_since,
+            ..self.counters.clone()
         }
     }
 

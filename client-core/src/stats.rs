@@ -28,15 +28,3 @@ pub struct Stats {
     /// Time since the last state change.
     pub time_in_state: Duration,
 }
-
-/// The counters the session keeps; the rest of [`Stats`] is derived when asked.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) attempts: u64,
-    pub(crate) reconnects: u64,
-    pub(crate) stale_inputs: u64,
-    pub(crate) replays_dropped: u64,
-    pub(crate) messages_delivered: u64,
-    pub(crate) messages_sent: u64,
-    pub(crate) heartbeat_timeouts: u64,
-}
