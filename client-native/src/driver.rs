@@ -10,18 +10,18 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use crate::shared::Shared;
-use crate::socket::{Outbound, SocketSettings, SocketTask};
+use crate::socket::{Outbound, Report, SocketSettings, SocketTask};
 use crate::write_window::WriteWindow;
 
 /// Socket reports waiting for the driver, at most. A full channel stops the reader.
-const INBOUND_CAPACITY: usize = 64;
+const INBOUND_CAPACITY: usize = 8;
 
 /// Socket reports handled under one lock of the session.
-const INBOUND_BATCH: usize = 64;
+const INBOUND_BATCH: usize = 4;
 
 /// What woke the driver.
 enum Woken {
-    Inbound(ConnId, SocketEvent),
+    Inbound(ConnId, Vec<SocketEvent>),
     Timer,
     EventsClosed,
     Nothing,
@@ -31,8 +31,8 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     settings: Arc<SocketSettings>,
     socket: Option<SocketTask>,
-    inbound_tx: mpsc::Sender<(ConnId, SocketEvent)>,
-    inbound_rx: mpsc::Receiver<(ConnId, SocketEvent)>,
+    inbound_tx: mpsc::Sender<Report>,
+    inbound_rx: mpsc::Receiver<Report>,
     events: mpsc::Sender<Event>,
     /// Events the application has not taken yet. While any wait, the driver reads no
     /// socket and fires no timer, so a slow consumer pushes back instead of piling up.
@@ -102,8 +102,8 @@ impl Driver {
             let waiting_on_app = !self.pending.is_empty() && state != State::Closing;
             let woken = tokio::select! {
                 biased;
-                Some((conn, event)) = self.inbound_rx.recv(), if !waiting_on_app => {
-                    Woken::Inbound(conn, event)
+                Some((conn, events)) = self.inbound_rx.recv(), if !waiting_on_app => {
+                    Woken::Inbound(conn, events)
                 }
                 permit = self.events.reserve(), if waiting_on_app => match permit {
                     Ok(permit) => {
@@ -118,7 +118,7 @@ impl Driver {
                 () = timer.as_mut(), if armed_for.is_some() && !waiting_on_app => Woken::Timer,
             };
             match woken {
-                Woken::Inbound(conn, event) => self.handle_inbound(conn, event),
+                Woken::Inbound(conn, events) => self.handle_inbound(conn, events),
                 Woken::Timer => {
                     let now = self.shared.clock.now();
                     self.shared.lock().handle_timeout(now);
@@ -134,14 +134,18 @@ impl Driver {
     }
 
     /// Feeds one report, and any more already waiting, under one lock.
-    fn handle_inbound(&mut self, conn: ConnId, event: SocketEvent) {
+    fn handle_inbound(&mut self, conn: ConnId, events: Vec<SocketEvent>) {
         let now = self.shared.clock.now();
         let mut session = self.shared.lock();
-        session.handle_socket(conn, event, now);
+        for event in events {
+            session.handle_socket(conn, event, now);
+        }
         for _ in 1..INBOUND_BATCH {
-            match self.inbound_rx.try_recv() {
-                Ok((conn, event)) => session.handle_socket(conn, event, now),
-                Err(_) => break,
+            let Ok((conn, events)) = self.inbound_rx.try_recv() else {
+                break;
+            };
+            for event in events {
+                session.handle_socket(conn, event, now);
             }
         }
     }

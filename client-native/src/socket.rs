@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use resilient_ws_core::{ConnId, Disconnect, OpenRequest, Payload, ResumeMode, SocketEvent};
 use rustls::ClientConfig;
 use tokio::sync::mpsc;
@@ -25,6 +25,14 @@ use crate::write_window::WriteWindow;
 
 /// Frames written per flush at most, so one burst cannot starve the reader.
 const MAX_BATCH: usize = 256;
+
+/// Messages handed to the driver in one report at most, and their bytes: batching spares a
+/// task wake-up per message, the bounds keep what waits in the channel small.
+const MAX_REPORT_MESSAGES: usize = 32;
+const MAX_REPORT_BYTES: usize = 64 * 1024;
+
+/// What a socket tells the driver: its id and one or more events, in order.
+pub(crate) type Report = (ConnId, Vec<SocketEvent>);
 
 /// How long to wait for our reply to a server's close frame to go out.
 const CLOSE_REPLY_GRACE: Duration = Duration::from_millis(250);
@@ -64,7 +72,7 @@ impl SocketTask {
     pub(crate) fn spawn(
         open: OpenRequest,
         settings: Arc<SocketSettings>,
-        inbound: mpsc::Sender<(ConnId, SocketEvent)>,
+        inbound: mpsc::Sender<Report>,
         window: Arc<WriteWindow>,
     ) -> Self {
         let conn = open.conn;
@@ -94,7 +102,7 @@ impl SocketTask {
 async fn run(
     open: OpenRequest,
     settings: Arc<SocketSettings>,
-    inbound: mpsc::Sender<(ConnId, SocketEvent)>,
+    inbound: mpsc::Sender<Report>,
     outbound: mpsc::UnboundedReceiver<Outbound>,
     window: Arc<WriteWindow>,
 ) {
@@ -103,12 +111,18 @@ async fn run(
         Ok(stream) => stream,
         Err(disconnect) => {
             tracing::debug!(error = %disconnect, "attempt failed");
-            let _ = inbound.send((conn, SocketEvent::Ended(disconnect))).await;
+            let _ = inbound
+                .send((conn, vec![SocketEvent::Ended(disconnect)]))
+                .await;
             return;
         }
     };
     tracing::debug!("handshake complete");
-    if inbound.send((conn, SocketEvent::Opened)).await.is_err() {
+    if inbound
+        .send((conn, vec![SocketEvent::Opened]))
+        .await
+        .is_err()
+    {
         return;
     }
     let (mut sink, stream) = stream.split();
@@ -129,7 +143,7 @@ async fn run(
             tokio::time::timeout(CLOSE_REPLY_GRACE, sink.send(Message::Close(Some(frame)))).await;
     }
     tracing::debug!(reason = %ended, "socket ended");
-    let _ = inbound.send((conn, SocketEvent::Ended(ended))).await;
+    let _ = inbound.send((conn, vec![SocketEvent::Ended(ended)])).await;
 }
 
 /// Builds the attempt's handshake and performs it: the provider's (or the configured)
@@ -182,27 +196,45 @@ async fn connect(open: &OpenRequest, settings: &SocketSettings) -> Result<Stream
     .await
 }
 
-/// Reads until the socket ends, forwarding every frame to the driver. A full channel
-/// stops the reading, which pushes back into TCP: a slow consumer keeps memory flat.
+/// Reads until the socket ends, forwarding every frame to the driver: each report carries
+/// what has arrived so far, up to a bound. A full channel stops the reading, which pushes
+/// back into TCP: a slow consumer keeps memory flat.
 async fn read_until_end(
     conn: ConnId,
     mut stream: SplitStream<Stream>,
-    inbound: &mpsc::Sender<(ConnId, SocketEvent)>,
+    inbound: &mpsc::Sender<Report>,
 ) -> Disconnect {
-    while let Some(item) = stream.next().await {
-        let event = match item {
-            Ok(Message::Text(text)) => SocketEvent::Message(Payload::Text(into_string(text))),
-            Ok(Message::Binary(bytes)) => SocketEvent::Message(Payload::Binary(bytes.into())),
-            Ok(Message::Ping(_) | Message::Pong(_)) => SocketEvent::Pong,
-            Ok(Message::Frame(_)) => continue,
-            Ok(Message::Close(frame)) => {
-                // Polling once more sends tungstenite's close reply.
-                let _ = tokio::time::timeout(CLOSE_REPLY_GRACE, stream.next()).await;
-                return closed_by_server(frame);
+    while let Some(first) = stream.next().await {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut item = Some(first);
+        while let Some(next) = item.take() {
+            let event = match next {
+                Ok(Message::Text(text)) => SocketEvent::Message(Payload::Text(into_string(text))),
+                Ok(Message::Binary(bytes)) => SocketEvent::Message(Payload::Binary(bytes.into())),
+                Ok(Message::Ping(_) | Message::Pong(_)) => SocketEvent::Pong,
+                Ok(Message::Frame(_)) => SocketEvent::Pong,
+                Ok(Message::Close(frame)) => {
+                    let _ = inbound.send((conn, batch)).await;
+                    // Polling once more sends tungstenite's close reply.
+                    let _ = tokio::time::timeout(CLOSE_REPLY_GRACE, stream.next()).await;
+                    return closed_by_server(frame);
+                }
+                Err(error) => {
+                    let _ = inbound.send((conn, batch)).await;
+                    return stream_error(error);
+                }
+            };
+            if let SocketEvent::Message(payload) = &event {
+                bytes += payload.len();
             }
-            Err(error) => return stream_error(error),
-        };
-        if inbound.send((conn, event)).await.is_err() {
+            batch.push(event);
+            if batch.len() < MAX_REPORT_MESSAGES && bytes < MAX_REPORT_BYTES {
+                // Whatever is already decoded comes along; nothing waits for more.
+                item = stream.next().now_or_never().flatten();
+            }
+        }
+        if inbound.send((conn, batch)).await.is_err() {
             break;
         }
     }

@@ -37,7 +37,12 @@ impl RawClient {
         let driver = Driver::new(session, clock, settings, emit);
         let start = Rc::clone(&driver);
         wasm_bindgen_futures::spawn_local(async move {
-            Driver::step(&start, |session, now| session.connect(now));
+            // A close() before this microtask ran wins: the page asked for no connection.
+            Driver::step(&start, |session, now| {
+                if *session.state() == State::Idle {
+                    session.connect(now);
+                }
+            });
         });
         Ok(Self { driver })
     }
