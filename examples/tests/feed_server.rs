@@ -669,3 +669,219 @@ async fn bad_request_heads_get_400_431_and_408() {
     assert_eq!(server.stats().connections_accepted, 0);
     server.shutdown().await.expect("clean shutdown");
 }
+
+// ---- static files ----------------------------------------------------------------------------
+
+/// A scratch directory tree for one test, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "resilient-ws-feed-static-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn write(&self, relative: &str, contents: &[u8]) -> std::path::PathBuf {
+        let path = self.0.join(relative);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("parent dir");
+        std::fs::write(&path, contents).expect("file written");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const WASM_MAGIC: &[u8] = b"\0asm\x01\0\0\0";
+
+/// `site/` at `/` and `pkg/` at `/pkg`, with `secret.txt` next to them (outside both).
+async fn static_server(scratch: &Scratch) -> FeedServerHandle {
+    scratch.write("site/index.html", b"<!doctype html><title>dash</title>");
+    scratch.write("site/dashboard.js", b"export const x = 1;\n");
+    scratch.write("site/dashboard.css", b"body { margin: 0 }\n");
+    scratch.write("site/docs/index.html", b"<p>docs</p>");
+    scratch.write("pkg/resilient_ws_wasm_bg.wasm", WASM_MAGIC);
+    scratch.write(
+        "pkg/resilient-ws.js",
+        b"export default function init() {}\n",
+    );
+    scratch.write("pkg/resilient-ws.d.ts", b"export {};\n");
+    scratch.write("pkg/package.json", b"{}");
+    scratch.write("secret.txt", b"top secret");
+    start(FeedConfig {
+        static_dirs: vec![
+            ("/".into(), scratch.0.join("site")),
+            ("/pkg".into(), scratch.0.join("pkg")),
+        ],
+        ..finite_feed(3)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn static_files_are_served_with_their_content_type() {
+    let scratch = Scratch::new("types");
+    let server = static_server(&scratch).await;
+    let addr = server.addr();
+
+    for (target, content_type, body) in [
+        (
+            "/",
+            "text/html; charset=utf-8",
+            "<!doctype html><title>dash</title>",
+        ),
+        (
+            "/index.html",
+            "text/html; charset=utf-8",
+            "<!doctype html><title>dash</title>",
+        ),
+        (
+            "/dashboard.js?v=2",
+            "text/javascript; charset=utf-8",
+            "export const x = 1;\n",
+        ),
+        (
+            "/dashboard.css",
+            "text/css; charset=utf-8",
+            "body { margin: 0 }\n",
+        ),
+        ("/docs/", "text/html; charset=utf-8", "<p>docs</p>"),
+        (
+            "/pkg/resilient-ws.js",
+            "text/javascript; charset=utf-8",
+            "export default function init() {}\n",
+        ),
+        (
+            "/pkg/resilient_ws_wasm_bg.wasm",
+            "application/wasm",
+            "\0asm\u{1}\0\0\0",
+        ),
+        (
+            "/pkg/resilient-ws.d.ts",
+            "text/plain; charset=utf-8",
+            "export {};\n",
+        ),
+        ("/pkg/package.json", "application/json", "{}"),
+    ] {
+        let answer = http_get(addr, target).await;
+        assert_eq!(answer.status, 200, "{target}");
+        assert_eq!(
+            answer.header("Content-Type"),
+            Some(content_type),
+            "{target}"
+        );
+        assert_eq!(answer.header("Cache-Control"), Some("no-store"), "{target}");
+        assert_eq!(
+            answer.header("Content-Length"),
+            Some(body.len().to_string().as_str()),
+            "{target}"
+        );
+        assert_eq!(answer.body, body, "{target}");
+    }
+
+    // A directory without its trailing slash is redirected, so relative links resolve.
+    let docs = http_get(addr, "/docs").await;
+    assert_eq!(
+        (docs.status, docs.header("Location")),
+        (302, Some("/docs/"))
+    );
+
+    // HEAD gives the headers of GET without the body.
+    let head = parse_answer(
+        &raw_exchange(
+            addr,
+            b"HEAD /pkg/resilient_ws_wasm_bg.wasm HTTP/1.1\r\n\r\n",
+        )
+        .await,
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Content-Type"), Some("application/wasm"));
+    assert_eq!(head.header("Content-Length"), Some("8"));
+    assert_eq!(head.body, "");
+
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn static_files_refuse_traversal_and_answer_404_for_missing_files() {
+    let scratch = Scratch::new("traversal");
+    let server = static_server(&scratch).await;
+    let addr = server.addr();
+
+    for target in [
+        "/../secret.txt",
+        "/pkg/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/pkg/%2E%2E/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/.hidden",
+    ] {
+        let answer = http_get(addr, target).await;
+        assert_eq!(answer.status, 403, "{target}");
+        assert!(!answer.body.contains("top secret"), "{target}");
+    }
+    // A symlink out of the directory is followed, found outside, and refused.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(
+            scratch.0.join("secret.txt"),
+            scratch.0.join("site/link.txt"),
+        )
+        .expect("symlink");
+        let answer = http_get(addr, "/link.txt").await;
+        assert_eq!(answer.status, 403);
+        assert!(!answer.body.contains("top secret"));
+    }
+
+    for target in [
+        "/missing.html",
+        "/pkg/missing.wasm",
+        "/nope/",
+        "/secret.txt",
+    ] {
+        let answer = http_get(addr, target).await;
+        assert_eq!(answer.status, 404, "{target}");
+        assert_eq!(answer.json()["ok"], false, "{target}");
+    }
+    let post = raw_exchange(addr, b"POST /index.html HTTP/1.1\r\n\r\n").await;
+    assert_eq!(parse_answer(&post).status, 405);
+
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn feed_and_control_keep_priority_over_a_static_root() {
+    let scratch = Scratch::new("priority");
+    scratch.write("site/feed", b"not the feed");
+    scratch.write("site/control/stats", b"not the stats");
+    let server = static_server(&scratch).await;
+
+    let mut client = connect(&server.url()).await;
+    assert_eq!(read_seqs(&mut client, 3).await, vec![1, 2, 3]);
+    let stats = http_get(server.addr(), "/control/stats").await;
+    assert_eq!(stats.json()["connections_accepted"], 1);
+    assert_eq!(http_get(server.addr(), "/feed").await.status, 426);
+
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn missing_static_dir_stops_the_start() {
+    let scratch = Scratch::new("missing");
+    let error = FeedServer::start(FeedConfig {
+        static_dirs: vec![("/".into(), scratch.0.join("does-not-exist"))],
+        ..FeedConfig::default()
+    })
+    .await
+    .expect_err("a missing directory is refused");
+    assert!(error.to_string().contains("does-not-exist"), "{error}");
+}

@@ -1,6 +1,7 @@
 //! Command-line arguments of the `feed-server` binary, parsed by hand to keep dependencies lean.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::config::FeedConfig;
@@ -10,8 +11,9 @@ use super::faults::{CloseAfter, Refusal};
 pub const USAGE: &str = "\
 Usage: feed-server [OPTIONS]
 
-Serves a numbered live feed at ws://ADDR/feed (resume with ?cursor=N) and control endpoints
-at http://ADDR/control/... (stats, faults, clear, drop, silence, close, refuse, restart).
+Serves a numbered live feed at ws://ADDR/feed (resume with ?cursor=N), control endpoints
+at http://ADDR/control/... (stats, faults, clear, drop, silence, close, refuse, restart),
+and, with --static, files (e.g. the dashboard page) at every other path.
 
 Options:
   --listen ADDR            address to listen on [default: 127.0.0.1:9001]
@@ -19,6 +21,8 @@ Options:
   --total N                end the feed after message N [default: never]
   --payload-bytes N        padding bytes in each message [default: 32]
   --start-live             a client without a cursor starts after the current head, not at 1
+  --static [PREFIX=]DIR    serve the files in DIR at URL PREFIX (default /); repeatable, e.g.
+                           --static /=examples/dashboard --static /pkg=client-wasm/pkg
 
 Faults:
   --drop-every N           drop a connection abruptly (no close frame) after N messages on it
@@ -80,6 +84,7 @@ where
             "--rate" => config.rate = parse(&flag, &value()?)?,
             "--total" => config.total = Some(parse(&flag, &value()?)?),
             "--payload-bytes" => config.payload_bytes = parse(&flag, &value()?)?,
+            "--static" => config.static_dirs.push(parse_static(&value()?)?),
             "--drop-every" => config.faults.drop_every = Some(parse(&flag, &value()?)?),
             "--silent-after" => config.faults.silent_after = Some(parse(&flag, &value()?)?),
             "--refuse" => config.faults.refuse = Some(parse_refusal(&value()?)?),
@@ -118,6 +123,18 @@ fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, UsageError> {
     value
         .parse()
         .map_err(|_| UsageError(format!("invalid value '{value}' for {flag}")))
+}
+
+/// `DIR` mounts DIR at `/`; `PREFIX=DIR` (PREFIX starting with `/`) mounts it at PREFIX.
+fn parse_static(value: &str) -> Result<(String, PathBuf), UsageError> {
+    let (prefix, dir) = match value.split_once('=') {
+        Some((prefix, dir)) if prefix.starts_with('/') => (prefix, dir),
+        _ => ("/", value),
+    };
+    if dir.is_empty() {
+        return Err(UsageError(format!("--static '{value}' names no directory")));
+    }
+    Ok((prefix.to_owned(), PathBuf::from(dir)))
 }
 
 /// `STATUS` refuses every handshake, `STATUS:K` the next K.
@@ -202,6 +219,29 @@ mod tests {
             })
         );
         assert_eq!(config.faults.replay_overlap, 4);
+        assert!(config.static_dirs.is_empty());
+    }
+
+    #[test]
+    fn static_dirs_take_an_optional_prefix_and_repeat() {
+        let config = run(&[
+            "--static",
+            "/=examples/dashboard",
+            "--static=/pkg=client-wasm/pkg",
+            "--static",
+            "site",
+        ])
+        .expect("valid arguments");
+        assert_eq!(
+            config.static_dirs,
+            vec![
+                ("/".to_owned(), PathBuf::from("examples/dashboard")),
+                ("/pkg".to_owned(), PathBuf::from("client-wasm/pkg")),
+                ("/".to_owned(), PathBuf::from("site")),
+            ]
+        );
+        assert!(run(&["--static", "/pkg="]).is_err());
+        assert!(run(&["--static"]).is_err());
     }
 
     #[test]

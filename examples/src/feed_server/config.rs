@@ -1,6 +1,7 @@
 //! What a feed server is started with.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::faults::Faults;
@@ -27,6 +28,11 @@ pub struct FeedConfig {
     pub received_log_capacity: usize,
     /// Deadline for a client to send its whole HTTP request head. Default 10 s.
     pub request_head_timeout: Duration,
+    /// Directories whose files are served over plain HTTP `GET`, each under a URL prefix:
+    /// `("/", "examples/dashboard")`, `("/pkg", "client-wasm/pkg")`. The longest matching prefix
+    /// wins; `/feed` and `/control/...` always come first; a directory path serves its
+    /// `index.html`. Every directory must exist when the server starts. Default: none.
+    pub static_dirs: Vec<(String, PathBuf)>,
 }
 
 impl Default for FeedConfig {
@@ -40,6 +46,7 @@ impl Default for FeedConfig {
             faults: Faults::default(),
             received_log_capacity: 10_000,
             request_head_timeout: Duration::from_secs(10),
+            static_dirs: Vec::new(),
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, shared: Arc<ServerSh
     // The path only: query values (cursors, maybe tokens) stay out of logs.
     debug!(method = %head.method, path = %head.path, "request");
 
-    let response = match routes::route(&head) {
+    let response = match routes::route(&head, &shared.static_files) {
         Route::Feed { cursor } => return serve_feed(stream, bytes_read, cursor, shared).await,
         Route::Control(request) => {
             let (response, after) = control::answer(&request, &shared);
@@ -39,6 +39,10 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, shared: Arc<ServerSh
             }
             return;
         }
+        Route::Static(request) => shared.static_files.answer(request).await,
+        Route::Forbidden(message) => {
+            Response::json(403, json!({ "ok": false, "error": message }).to_string())
+        }
         Route::UpgradeRequired => Response::empty(426).with_header("Upgrade", "websocket".into()),
         Route::MethodNotAllowed => Response::empty(405).with_header("Allow", "GET".into()),
         Route::NotFound => Response::json(
@@ -46,6 +50,11 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, shared: Arc<ServerSh
             json!({ "ok": false, "error": "not found" }).to_string(),
         ),
         Route::BadRequest(message) => control::bad_request(&message),
+    };
+    let response = if head.method == "HEAD" {
+        response.for_head()
+    } else {
+        response
     };
     let _ = http::respond(&mut stream, &response).await;
 }

@@ -21,6 +21,14 @@ pub enum FeedServerError {
     /// A close code a server may not put on the wire.
     #[error("close code {0} cannot be sent (use 1000-1003, 1007-1014 or 3000-4999)")]
     InvalidCloseCode(u16),
+    /// A directory to serve files from is missing, unreadable or badly mounted.
+    #[error("cannot serve files from {}: {reason}", dir.display())]
+    StaticDir {
+        /// The directory that was given.
+        dir: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The server has already been shut down.
     #[error("the feed server has stopped")]
     Stopped,

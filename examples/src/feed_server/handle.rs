@@ -15,6 +15,7 @@ use super::faults::Faults;
 use super::received::ClientMessage;
 use super::routes::FEED_PATH;
 use super::shared::{ConnectionCommand, ServerShared};
+use super::static_files::StaticFiles;
 use super::stats::FeedStats;
 use super::supervisor::Supervisor;
 
@@ -23,9 +24,11 @@ use super::supervisor::Supervisor;
 pub enum FeedServer {}
 
 impl FeedServer {
-    /// Binds `config.listen` and starts serving in the current tokio runtime.
+    /// Binds `config.listen` and starts serving in the current tokio runtime. Fails if the
+    /// faults are invalid, a static directory is missing, or the address cannot be bound.
     pub async fn start(config: FeedConfig) -> Result<FeedServerHandle, FeedServerError> {
         config.faults.validate()?;
+        let static_files = StaticFiles::new(&config.static_dirs)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -40,7 +43,7 @@ impl FeedServer {
                 source,
             })?;
         let (commands, command_receiver) = mpsc::unbounded_channel();
-        let shared = Arc::new(ServerShared::new(config, commands));
+        let shared = Arc::new(ServerShared::new(config, static_files, commands));
         let supervisor = Supervisor::new(listener, addr, Arc::clone(&shared));
         let task = tokio::spawn(supervisor.run(command_receiver));
         info!(%addr, "feed server listening");

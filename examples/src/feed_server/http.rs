@@ -180,7 +180,9 @@ pub(crate) fn parse_request_head(head: &[u8]) -> Result<RequestHead, HeadError> 
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) body: String,
+    pub(crate) body: Vec<u8>,
+    /// An answer to `HEAD`: the headers (Content-Length included) without the body.
+    pub(crate) head_only: bool,
 }
 
 impl Response {
@@ -188,7 +190,18 @@ impl Response {
         Self {
             status,
             headers: Vec::new(),
-            body: String::new(),
+            body: Vec::new(),
+            head_only: false,
+        }
+    }
+
+    /// A body of the given type (a served file).
+    pub(crate) fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body,
+            head_only: false,
         }
     }
 
@@ -201,12 +214,19 @@ impl Response {
                 ("Access-Control-Allow-Origin", "*".into()),
                 ("Cache-Control", "no-store".into()),
             ],
-            body,
+            body: body.into_bytes(),
+            head_only: false,
         }
     }
 
     pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// The same answer for a `HEAD` request.
+    pub(crate) fn for_head(mut self) -> Self {
+        self.head_only = true;
         self
     }
 
@@ -219,8 +239,11 @@ impl Response {
             "Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.body.len()
         ));
-        text.push_str(&self.body);
-        text.into_bytes()
+        let mut bytes = text.into_bytes();
+        if !self.head_only {
+            bytes.extend_from_slice(&self.body);
+        }
+        bytes
     }
 }
 
@@ -248,6 +271,7 @@ pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

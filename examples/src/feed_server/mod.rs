@@ -20,6 +20,9 @@
 //! | `/control/close?code=1012` | closes every current connection with that code |
 //! | `/control/refuse?status=503&count=3&retry_after=5` | refuses the next `count` handshakes (all without `count`; `status=off` stops) |
 //! | `/control/restart?down_ms=2000` | closes listener and connections, listens again on the same port later |
+//!
+//! Any other `GET` is looked up in [`FeedConfig::static_dirs`] (files served with their content
+//! type and `Cache-Control: no-store`; the dashboard page and the browser package), else 404.
 
 mod cli;
 mod config;
@@ -37,6 +40,7 @@ mod received;
 mod routes;
 mod session;
 mod shared;
+mod static_files;
 mod stats;
 mod supervisor;
 

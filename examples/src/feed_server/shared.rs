@@ -11,6 +11,7 @@ use super::error::FeedServerError;
 use super::faults::{Faults, Refusal, validate_close_code};
 use super::feed::Feed;
 use super::received::ReceivedLog;
+use super::static_files::StaticFiles;
 use super::stats::{FeedStats, StatsCounters};
 use super::supervisor::SupervisorCommand;
 
@@ -31,6 +32,7 @@ pub(crate) struct ServerShared {
     pub(crate) feed: Feed,
     pub(crate) stats: Arc<StatsCounters>,
     pub(crate) received: ReceivedLog,
+    pub(crate) static_files: StaticFiles,
     faults: Mutex<Faults>,
     connection_commands: broadcast::Sender<ConnectionCommand>,
     supervisor: mpsc::UnboundedSender<SupervisorCommand>,
@@ -39,6 +41,7 @@ pub(crate) struct ServerShared {
 impl ServerShared {
     pub(crate) fn new(
         config: FeedConfig,
+        static_files: StaticFiles,
         supervisor: mpsc::UnboundedSender<SupervisorCommand>,
     ) -> Self {
         let (connection_commands, _) = broadcast::channel(CONNECTION_COMMAND_BACKLOG);
@@ -46,6 +49,7 @@ impl ServerShared {
             feed: Feed::new(config.rate, config.total, config.payload_bytes),
             stats: Arc::new(StatsCounters::default()),
             received: ReceivedLog::new(config.received_log_capacity),
+            static_files,
             faults: Mutex::new(config.faults),
             connection_commands,
             supervisor,
