@@ -2,19 +2,23 @@
 # Runs every check and test. Installs what it needs first; quick when it is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/tools.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "setup: wasm32-unknown-unknown target"
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  rustup target add wasm32-unknown-unknown
-fi
+step "setup: wasm target, wasm-bindgen-cli, node tools, chromium"
+ensure_wasm_target
+ensure_wasm_bindgen
+ensure_node_tools
+ensure_chromium
 
 step "format"
 cargo fmt --all -- --check
 
 step "lint"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy -p resilient-ws-core --lib --all-features --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p resilient-ws-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
@@ -24,3 +28,9 @@ cargo build -p resilient-ws-core --all-features --target wasm32-unknown-unknown 
 
 step "tests"
 cargo test --workspace --all-features
+
+step "browser package"
+./scripts/build-wasm.sh
+
+step "browser driver tests (wasm-bindgen-test in headless Chromium)"
+./scripts/test-wasm.sh
