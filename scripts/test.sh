@@ -34,3 +34,6 @@ step "browser package"
 
 step "browser driver tests (wasm-bindgen-test in headless Chromium)"
 ./scripts/test-wasm.sh
+
+step "browser end-to-end tests (playwright-core, Debian chromium)"
+./scripts/test-browser.sh

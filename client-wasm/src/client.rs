@@ -62,6 +62,11 @@ impl RawClient {
     /// Flushes the queue and closes; resolves once the session has stopped.
     pub fn close(&self, code: u16, reason: &str) -> Result<Promise, JsError> {
         Driver::step(&self.driver, |session, now| {
+            // Closed before the first attempt began, with messages queued: make that attempt
+            // now so the close can flush them, as it promises.
+            if *session.state() == State::Idle && session.stats().queued > 0 {
+                session.connect(now);
+            }
             session.close(code, reason, now)
         })
         .map_err(|error| JsError::new(&error.to_string()))?;

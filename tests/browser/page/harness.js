@@ -1,0 +1,69 @@
+// The in-page side of the browser tests: builds ResilientWebSocket clients from the built
+// package (/pkg/resilient-ws.js, served by feed-server --static) and records everything
+// they report, so the Node side can wait on and read it with page.evaluate.
+import init, { ResilientWebSocket } from '/pkg/resilient-ws.js';
+
+const LIFECYCLE = ['open', 'close', 'error', 'statechange', 'reconnecting', 'giveup', 'gap', 'unsent'];
+
+class Recorder {
+  constructor(url, options) {
+    this.started = performance.now();
+    /** Every event but 'message', in order: { type, t (ms since start), ...fields }. */
+    this.events = [];
+    /** Cursors of the delivered messages, in delivery order. */
+    this.cursors = [];
+    /** Messages whose cursor disagrees with the seq in their JSON body. */
+    this.mismatches = [];
+    this.ws = new ResilientWebSocket(url, options);
+    for (const type of LIFECYCLE) {
+      this.ws.addEventListener(type, (event) => this.#record(type, event));
+    }
+    this.ws.addEventListener('message', (event) => {
+      const seq = JSON.parse(event.data).seq;
+      if (seq !== event.cursor) this.mismatches.push({ seq, cursor: event.cursor });
+      this.cursors.push(event.cursor);
+    });
+  }
+
+  #record(type, event) {
+    const entry = { type, t: Math.round(performance.now() - this.started), lastCursor: this.ws.lastCursor };
+    for (const key of ['state', 'reason', 'attempt', 'delayMs', 'last', 'received']) {
+      if (event[key] !== undefined) entry[key] = Number.isNaN(event[key]) ? null : event[key];
+    }
+    if (event.messages) entry.messages = event.messages.map(String);
+    this.events.push(entry);
+  }
+
+  now() {
+    return Math.round(performance.now() - this.started);
+  }
+
+  /** A plain snapshot for page.evaluate. */
+  snapshot() {
+    return {
+      state: this.ws.state,
+      readyState: this.ws.readyState,
+      lastCursor: this.ws.lastCursor,
+      stats: this.ws.stats,
+      delivered: this.cursors.length,
+      now: this.now(),
+    };
+  }
+}
+
+window.harness = {
+  ResilientWebSocket,
+  clients: [],
+  /** Creates a client; returns its index in harness.clients. */
+  create(url, options) {
+    const recorder = new Recorder(url, options);
+    this.clients.push(recorder);
+    return this.clients.length - 1;
+  },
+  client(index = 0) {
+    return this.clients[index];
+  },
+};
+
+await init();
+window.harnessReady = true;
