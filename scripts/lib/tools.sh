@@ -16,9 +16,9 @@ ensure_wasm_bindgen() {
   fi
 }
 
-# binaryen (wasm-opt) and playwright-core, pinned by package-lock.json.
+# binaryen (wasm-opt), playwright-core and vite, pinned by package-lock.json.
 ensure_node_tools() {
-  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/vite ] \
     || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund
   fi
