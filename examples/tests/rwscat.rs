@@ -108,7 +108,7 @@ async fn sends_stdin_lines_in_order() {
     let server = feed(Faults::default()).await;
     let url = server.url();
     let finished = rwscat(
-        &[&url, "--count", "5", "--quiet"],
+        &[&url, "--count", "40", "--quiet"],
         "first line\nsecond line\n",
     )
     .await;
