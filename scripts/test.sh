@@ -27,7 +27,8 @@ step "client-core builds for the browser"
 cargo build -p resilient-ws-core --all-features --target wasm32-unknown-unknown --quiet
 
 step "tests"
-cargo test --workspace --all-features
+# The interop suites need their servers installed: scripts/test-interop.sh runs them below.
+cargo test --workspace --all-features -- --skip interop_
 
 step "browser package"
 ./scripts/build-wasm.sh
@@ -37,3 +38,6 @@ step "browser driver tests (wasm-bindgen-test in headless Chromium)"
 
 step "browser end-to-end tests (playwright-core, Debian chromium)"
 ./scripts/test-browser.sh
+
+step "interop: FastAPI/uvicorn, Python websockets, Node ws, a kernel-level half-open link"
+./scripts/test-interop.sh
