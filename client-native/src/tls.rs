@@ -1,6 +1,6 @@
 //! TLS settings: rustls with certificate verification always on.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
@@ -19,32 +19,44 @@ pub enum TlsRoots {
 }
 
 impl TlsRoots {
-    /// The rustls configuration; verification is never disabled.
+    /// The rustls configuration; verification is never disabled. The default one is built
+    /// once per process and shared: its root store alone costs ~15 KB a client.
     pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, BuildError> {
-        let mut roots = RootCertStore::empty();
+        static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
         match self {
             Self::Default => {
+                if let Some(config) = DEFAULT.get() {
+                    return Ok(Arc::clone(config));
+                }
+                let mut roots = RootCertStore::empty();
                 roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
                 #[cfg(feature = "native-roots")]
                 {
                     let native = rustls_native_certs::load_native_certs();
                     roots.add_parsable_certificates(native.certs);
                 }
+                let config = build(roots)?;
+                Ok(Arc::clone(DEFAULT.get_or_init(|| config)))
             }
             Self::Custom(ders) => {
+                let mut roots = RootCertStore::empty();
                 for der in ders {
                     roots
                         .add(CertificateDer::from(der.clone()))
                         .map_err(|error| BuildError::Tls(error.to_string()))?;
                 }
+                build(roots)
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|error| BuildError::Tls(error.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Arc::new(config))
     }
+}
+
+fn build(roots: RootCertStore) -> Result<Arc<ClientConfig>, BuildError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| BuildError::Tls(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
