@@ -7,6 +7,8 @@
 #   tests/tests/interop_ws.rs          Node ws: broadcast + resume, terminate(), half-open
 #   tests/tests/interop_netns.rs       feed-server in its own netns, veth link taken down
 #   tests/browser/interop.suite.mjs    the browser package against the FastAPI feed
+#   tests/browser/interop-websockets.suite.mjs  ... against Python websockets (pings, close codes, max_size)
+#   tests/browser/interop-ws.suite.mjs          ... against Node ws (terminate(), half-open)
 #
 # Installs the servers first, idempotently, into the repository's own environment:
 # .venv-interop/ (created if missing; pip only when tests/interop/requirements.txt changed)
@@ -59,7 +61,7 @@ if [ "$what" != browser ]; then
 fi
 
 if [ "$what" != rust ]; then
-  step "browser suite (playwright-core, Debian chromium)"
+  step "browser suites (playwright-core, Debian chromium)"
   ensure_node_tools
   if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
     ensure_chromium
@@ -67,7 +69,8 @@ if [ "$what" != rust ]; then
   ./scripts/build-wasm.sh
   cp -r client-wasm/pkg "$workdir/pkg"
   PKG_DIR="$workdir/pkg" FEED_SERVER="$workdir/feed-server" \
-    node --test tests/browser/interop.suite.mjs || status=$?
+    node --test --test-concurrency=1 tests/browser/interop.suite.mjs \
+      tests/browser/interop-websockets.suite.mjs tests/browser/interop-ws.suite.mjs || status=$?
 fi
 
 step "done (exit $status)"

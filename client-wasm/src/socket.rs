@@ -109,10 +109,18 @@ async fn read(
                 continue;
             }
             Some(Err(WebSocketError::ConnectionClose(close))) => {
-                report(SocketEvent::Ended(Disconnect::Closed {
-                    code: close.code,
-                    reason: close.reason,
-                }));
+                // 1006 is the browser's word for "no close frame came": the connection broke.
+                let ended = if close.code == 1006 {
+                    Disconnect::Abnormal {
+                        detail: "the connection closed without a close frame".into(),
+                    }
+                } else {
+                    Disconnect::Closed {
+                        code: close.code,
+                        reason: close.reason,
+                    }
+                };
+                report(SocketEvent::Ended(ended));
                 return;
             }
             Some(Err(other)) => {
