@@ -8,17 +8,15 @@
 //
 // Not named *.test.mjs, so the plain browser run skips it. Run by scripts/test-interop.sh,
 // which installs the server into .venv-interop/ and sets INTEROP_PYTHON.
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   REPO, assertExactlyOnceInOrder, createClient, delivered, events, launchBrowser, openPage,
-  resumeCursor, sleep, snapshot, startFeedServer, waitForDelivered, waitForState, waitUntil,
+  resumeCursor, sleep, snapshot, startFeedServer, waitForDelivered, waitForState,
 } from './helpers.mjs';
+import { startListeningServer } from './interop-helpers.mjs';
 
-const START_LIMIT_MS = 10_000;
 const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', backoff: { initialMs: 50, maxMs: 500 } };
 
 let browser;
@@ -36,47 +34,12 @@ function python() {
 
 /** tests/interop/websockets_server.py with `args` on a free port; SIGKILLed by `t.after`. */
 async function startWebsockets(t, args) {
-  const child = spawn(python(), [resolve(REPO, 'tests/interop/websockets_server.py'), ...args], {
-    cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+  return startListeningServer(t, {
+    name: 'the websockets server',
+    command: python(),
+    args: [resolve(REPO, 'tests/interop/websockets_server.py'), ...args],
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
   });
-  const output = [];
-  const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
-  const server = {
-    output: () => output.slice(-40).join('\n'),
-    async stats() {
-      const response = await fetch(`${this.httpBase}/stats`, { signal: AbortSignal.timeout(2_000) });
-      return response.json();
-    },
-    /** Polls /stats until `predicate` holds; bounded. */
-    waitForStats(predicate, what, timeoutMs = 5_000) {
-      return waitUntil(async () => {
-        const stats = await this.stats().catch(() => null);
-        return stats && predicate(stats) ? stats : null;
-      }, what, timeoutMs, async () => JSON.stringify(await this.stats().catch((e) => String(e))));
-    },
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  t.after(() => server.kill());
-  let address;
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      output.push(line);
-      const match = /^listening on (127\.0\.0\.1:\d+)$/.exec(line);
-      if (match) address = match[1];
-    });
-  }
-  await Promise.race([
-    waitUntil(() => address, 'the websockets server to listen', START_LIMIT_MS, () => server.output()),
-    exited.then((code) => { throw new Error(`the websockets server exited (${code}) before listening:\n${server.output()}`); }),
-  ]);
-  server.httpBase = `http://${address}`;
-  server.feedUrl = `ws://${address}/feed`;
-  return server;
 }
 
 test('server-initiated pings are answered by the browser; a quiet client stays on one connection', async (t) => {

@@ -8,17 +8,15 @@
 // Not named *.test.mjs, so the plain browser run skips it. Run by scripts/test-interop.sh,
 // which installs `ws` into tests/interop/node_modules and sets INTEROP_NODE and
 // INTEROP_NODE_MODULES.
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   REPO, assertExactlyOnceInOrder, createClient, delivered, events, launchBrowser, openPage,
   resumeCursor, snapshot, startFeedServer, waitForDelivered, waitUntil,
 } from './helpers.mjs';
+import { startListeningServer } from './interop-helpers.mjs';
 
-const START_LIMIT_MS = 10_000;
 const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', backoff: { initialMs: 50, maxMs: 500 } };
 const HEARTBEAT = { intervalMs: 300, timeoutMs: 300 };
 /** Measured times may exceed their bound by this much: timers, event dispatch, a busy machine. */
@@ -38,40 +36,12 @@ function node() {
 
 /** tests/interop/ws_server.mjs with `args` on a free port; SIGKILLed by `t.after`. */
 async function startWs(t, args) {
-  const child = spawn(node(), [resolve(REPO, 'tests/interop/ws_server.mjs'), ...args], {
-    cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: process.env,
+  return startListeningServer(t, {
+    name: 'the ws server',
+    command: node(),
+    args: [resolve(REPO, 'tests/interop/ws_server.mjs'), ...args],
+    env: process.env,
   });
-  const output = [];
-  const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
-  const server = {
-    output: () => output.slice(-40).join('\n'),
-    async stats() {
-      const response = await fetch(`${this.httpBase}/stats`, { signal: AbortSignal.timeout(2_000) });
-      return response.json();
-    },
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  t.after(() => server.kill());
-  let address;
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      output.push(line);
-      const match = /^listening on (127\.0\.0\.1:\d+)$/.exec(line);
-      if (match) address = match[1];
-    });
-  }
-  await Promise.race([
-    waitUntil(() => address, 'the ws server to listen', START_LIMIT_MS, () => server.output()),
-    exited.then((code) => { throw new Error(`the ws server exited (${code}) before listening:\n${server.output()}`); }),
-  ]);
-  server.httpBase = `http://${address}`;
-  server.feedUrl = `ws://${address}/feed`;
-  return server;
 }
 
 /** Creates the client and, in the same step, records when each message was delivered (harness time). */

@@ -7,21 +7,22 @@
 //
 // Not named *.test.mjs, so the plain browser run skips it. Run by scripts/test-interop.sh, which installs the server into .venv-interop/ and sets
 // INTEROP_PYTHON.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   REPO, assertExactlyOnceInOrder, delivered, events, launchBrowser, openPage, resumeCursor, sleep,
   snapshot, startFeedServer, waitForState, waitUntil,
 } from './helpers.mjs';
+import { startServerProcess } from './interop-helpers.mjs';
 
 const PASSIVE_MS = 8_000;
 const BROADCAST_MS = 50;
 const START_LIMIT_MS = 20_000;
+/** Bound of a wait on the server's /stats. */
+const STATS_WAIT_MS = 10_000;
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -38,51 +39,24 @@ function python() {
 
 /** uvicorn serving tests/interop/fastapi_feed.py on 127.0.0.1:`port` (0: any); killed by `t.after`. */
 async function startUvicorn(t, log, port = 0) {
-  const child = spawn(python(), [
-    '-m', 'uvicorn', '--app-dir', resolve(REPO, 'tests/interop'), 'fastapi_feed:app',
-    '--host', '127.0.0.1', '--port', String(port), '--ws-ping-interval', '1', '--ws-ping-timeout', '1',
-  ], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEED_LOG: log, FEED_INTERVAL_MS: String(BROADCAST_MS), PYTHONDONTWRITEBYTECODE: '1' } });
-  const output = [];
-  const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
-  const server = {
-    child,
-    output: () => output.slice(-40).join('\n'),
-    async stats() {
-      const response = await fetch(`${this.httpBase}/stats`, { signal: AbortSignal.timeout(2_000) });
-      return response.json();
-    },
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  t.after(() => server.kill());
-  let port_seen;
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      output.push(line);
+  const { server, listening: portSeen } = await startServerProcess(t, {
+    name: 'uvicorn',
+    command: python(),
+    args: [
+      '-m', 'uvicorn', '--app-dir', resolve(REPO, 'tests/interop'), 'fastapi_feed:app',
+      '--host', '127.0.0.1', '--port', String(port), '--ws-ping-interval', '1', '--ws-ping-timeout', '1',
+    ],
+    env: { ...process.env, FEED_LOG: log, FEED_INTERVAL_MS: String(BROADCAST_MS), PYTHONDONTWRITEBYTECODE: '1' },
+    listening: (line) => {
       const match = /Uvicorn running on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-      if (match) port_seen = Number(match[1]);
-    });
-  }
-  await Promise.race([
-    waitUntil(() => port_seen, 'uvicorn to listen', START_LIMIT_MS, () => server.output()),
-    exited.then((code) => { throw new Error(`uvicorn exited (${code}) before listening:\n${server.output()}`); }),
-  ]);
-  server.port = port_seen;
-  server.httpBase = `http://127.0.0.1:${port_seen}`;
-  server.feedUrl = `ws://127.0.0.1:${port_seen}/feed`;
+      return match && Number(match[1]);
+    },
+    startLimitMs: START_LIMIT_MS,
+  });
+  server.port = portSeen;
+  server.httpBase = `http://127.0.0.1:${portSeen}`;
+  server.feedUrl = `ws://127.0.0.1:${portSeen}/feed`;
   return server;
-}
-
-/** Polls the uvicorn server's /stats until `predicate` holds; bounded. */
-function waitForStats(server, predicate, what, timeoutMs = 10_000) {
-  return waitUntil(async () => {
-    const stats = await server.stats().catch(() => null);
-    return stats && predicate(stats) ? stats : null;
-  }, what, timeoutMs, async () => JSON.stringify(await server.stats().catch((e) => String(e))));
 }
 
 test('a passive browser client stays on one connection, then resumes exactly once after a restart', async (t) => {
@@ -127,7 +101,7 @@ test('a passive browser client stays on one connection, then resumes exactly onc
   await waitUntil(async () => (await events(page)).filter((e) => e.type === 'open').length === 2,
     'the reconnection after the restart', 30_000, async () => JSON.stringify(await snapshot(page)));
   const target = (await feed.stats()).seq + 40;
-  await waitForStats(feed, (s) => s.seq >= target, `broadcast ${target}`);
+  await feed.waitForStats((s) => s.seq >= target, `broadcast ${target}`, STATS_WAIT_MS);
   await waitUntil(async () => (await delivered(page)).cursors.at(-1) >= target, `every broadcast up to ${target}`);
 
   const { cursors, mismatches } = await delivered(page);
@@ -145,7 +119,7 @@ test('a passive browser client stays on one connection, then resumes exactly onc
   assert.equal(stats.cursors[0], attempts.at(-1).lastCursor, 'resumed from the last delivered cursor');
 
   await page.evaluate(() => window.harness.client(0).ws.close());
-  await waitForStats(feed, (s) => s.live === 0, 'the close');
+  await feed.waitForStats((s) => s.live === 0, 'the close', STATS_WAIT_MS);
   assert.deepEqual((await feed.stats()).closes, [1000]);
   console.log(`browser: ${passive.length} broadcasts in ${PASSIVE_MS} ms on one connection, ${all.length} exactly once across a restart; sockets the page opened: ${wire.sockets.length}`);
 });

@@ -11,8 +11,8 @@ mod interop_support;
 use std::time::Duration;
 
 use interop_support::{
-    Rwscat, ServerProcess, addr_after, assert_contiguous, cursors, cursors_before_each_attempt,
-    describe_states, disconnects, python,
+    Rwscat, ServerProcess, assert_contiguous, assert_each_resumed_from_its_last_cursor, cursors,
+    describe_states, disconnects, feed_client_builder, python, start_listening_server,
 };
 use resilient_ws::{Client, Disconnect, Failure, State};
 use resilient_ws_tests::Recorder;
@@ -24,20 +24,17 @@ const LIMIT: Duration = Duration::from_secs(10);
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 async fn start_server(args: &[&str]) -> ServerProcess {
-    let mut command = python();
-    command.arg("websockets_server.py").args(args);
-    ServerProcess::start("python websockets server", command, |line| {
-        addr_after(line, "listening on ")
-    })
+    start_listening_server(
+        "python websockets server",
+        python(),
+        "websockets_server.py",
+        args,
+    )
     .await
 }
 
 fn feed_client(server: &ServerProcess) -> resilient_ws::ClientBuilder {
-    Client::builder(server.ws_url("/feed"))
-        .cursor_field("seq")
-        .resume_query("cursor")
-        .backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .seed(0x0057_0C4E)
+    feed_client_builder(server).seed(0x0057_0C4E)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,15 +129,7 @@ async fn interop_websockets_close_codes_1001_1011_1012_each_reconnect_and_resume
         let stats = server.get("/stats").await;
         assert_eq!(stats.u64("connections"), 4, "{stats:?}");
         assert_eq!(stats.u64("max_live"), 1, "{stats:?}");
-        let asked: Vec<String> = cursors_before_each_attempt(&recorder)
-            .into_iter()
-            .map(|c| c.map_or("null".to_owned(), |c| c.to_string()))
-            .collect();
-        assert_eq!(
-            stats.list("cursors"),
-            asked,
-            "each resumed from its last cursor"
-        );
+        let asked = assert_each_resumed_from_its_last_cursor(&stats, &recorder);
         assert_eq!(asked, ["null", "25", "50", "75"]);
         client.close(1000, "test over").await.expect("close");
     })

@@ -11,10 +11,10 @@ mod interop_support;
 use std::time::Duration;
 
 use interop_support::{
-    Json, Rwscat, ServerProcess, addr_after, assert_contiguous, cursors,
-    cursors_before_each_attempt, describe_states, disconnects, node,
+    Json, Rwscat, ServerProcess, assert_contiguous, assert_each_resumed_from_its_last_cursor,
+    cursors, describe_states, disconnects, feed_client_builder, node, start_listening_server,
 };
-use resilient_ws::{Client, Disconnect, Event, Reason, State};
+use resilient_ws::{Disconnect, Event, Reason, State};
 use resilient_ws_tests::Recorder;
 use tokio::time::timeout;
 
@@ -29,19 +29,11 @@ const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(400);
 const SLACK: Duration = Duration::from_millis(300);
 
 async fn start_server(args: &[&str]) -> ServerProcess {
-    let mut command = node();
-    command.arg("ws_server.mjs").args(args);
-    ServerProcess::start("node ws server", command, |line| {
-        addr_after(line, "listening on ")
-    })
-    .await
+    start_listening_server("node ws server", node(), "ws_server.mjs", args).await
 }
 
 fn feed_client(server: &ServerProcess) -> resilient_ws::ClientBuilder {
-    Client::builder(server.ws_url("/feed"))
-        .cursor_field("seq")
-        .resume_query("cursor")
-        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+    feed_client_builder(server)
         .heartbeat(HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT)
         .seed(0x000E_0DE5)
 }
@@ -73,15 +65,7 @@ async fn interop_ws_terminated_sockets_are_replaced_and_the_broadcast_resumes_ex
         assert_eq!(stats.u64("connections"), 4, "{stats:?}");
         assert_eq!(stats.u64("terminated"), 3, "{stats:?}");
         assert_eq!(stats.u64("max_live"), 1, "{stats:?}");
-        let asked: Vec<String> = cursors_before_each_attempt(&recorder)
-            .into_iter()
-            .map(|c| c.map_or("null".to_owned(), |c| c.to_string()))
-            .collect();
-        assert_eq!(
-            stats.list("cursors"),
-            asked,
-            "each resumed from its last cursor"
-        );
+        assert_each_resumed_from_its_last_cursor(&stats, &recorder);
         client.close(1000, "test over").await.expect("close");
     })
     .await

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use resilient_ws::{Disconnect, Event, Reason, State};
+use resilient_ws::{Client, ClientBuilder, Disconnect, Event, Reason, State};
 use resilient_ws_tests::Recorder;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -79,6 +79,27 @@ pub(crate) fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// Starts `command` running `script` with `args`: a server that prints
+/// `listening on HOST:PORT` (`websockets_server.py`, `ws_server.mjs`).
+pub(crate) async fn start_listening_server(
+    name: &str,
+    mut command: Command,
+    script: &str,
+    args: &[&str],
+) -> ServerProcess {
+    command.arg(script).args(args);
+    ServerProcess::start(name, command, |line| addr_after(line, "listening on ")).await
+}
+
+/// A client of `server`'s `/feed`: the cursor in `seq`, resumed with `?cursor=N`, backoff
+/// from 50 ms up to 500 ms.
+pub(crate) fn feed_client_builder(server: &ServerProcess) -> ClientBuilder {
+    Client::builder(server.ws_url("/feed"))
+        .cursor_field("seq")
+        .resume_query("cursor")
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
 }
 
 /// A server child process: its output lines are kept (for waits and failure messages), it
@@ -418,6 +439,24 @@ pub(crate) fn cursors_before_each_attempt(recorder: &Recorder) -> Vec<Option<u64
         }
     }
     attempts
+}
+
+/// Asserts that the server's `/stats` lists, for each connection, the cursor the client
+/// held before that attempt (`"null"` for none); returns that list.
+pub(crate) fn assert_each_resumed_from_its_last_cursor(
+    stats: &Json,
+    recorder: &Recorder,
+) -> Vec<String> {
+    let asked: Vec<String> = cursors_before_each_attempt(recorder)
+        .into_iter()
+        .map(|c| c.map_or("null".to_owned(), |c| c.to_string()))
+        .collect();
+    assert_eq!(
+        stats.list("cursors"),
+        asked,
+        "each resumed from its last cursor"
+    );
+    asked
 }
 
 /// `states` in plain words, for failure messages.
