@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::client::Client;
 use crate::clock::Clock;
-use crate::driver::Driver;
+use crate::driver::{Driver, EVENT_BATCH};
 use crate::error::BuildError;
 use crate::events::Events;
 use crate::handshake::Target;
@@ -321,7 +321,8 @@ impl ClientBuilder {
         session.connect(clock.now());
         let shared = Arc::new(Shared::new(session, clock, Arc::new(Notify::new())));
         let client = Client::new(Arc::clone(&shared), close_timeout);
-        let (events_tx, events_rx) = mpsc::channel(self.event_buffer);
+        // Events travel in batches: the channel holds enough of them for `event_buffer`.
+        let (events_tx, events_rx) = mpsc::channel(self.event_buffer.div_ceil(EVENT_BATCH));
         let driver = Driver::new(shared, Arc::new(settings), events_tx);
         runtime.spawn(driver.run().instrument(span));
         Ok((client, Events::new(events_rx)))

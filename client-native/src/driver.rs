@@ -1,7 +1,6 @@
 //! The driver: a small loop that feeds the session time and socket events and carries out
 //! its commands. It holds no policy; every decision is the session's.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -15,6 +14,9 @@ use crate::write_window::WriteWindow;
 
 /// Socket reports waiting for the driver, at most. A full channel stops the reader.
 const INBOUND_CAPACITY: usize = 8;
+
+/// Events handed to the application in one batch at most.
+pub(crate) const EVENT_BATCH: usize = 32;
 
 /// Socket reports handled under one lock of the session.
 const INBOUND_BATCH: usize = 4;
@@ -33,10 +35,10 @@ pub(crate) struct Driver {
     socket: Option<SocketTask>,
     inbound_tx: mpsc::Sender<Report>,
     inbound_rx: mpsc::Receiver<Report>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<Vec<Event>>,
     /// Events the application has not taken yet. While any wait, the driver reads no
     /// socket and fires no timer, so a slow consumer pushes back instead of piling up.
-    pending: VecDeque<Event>,
+    pending: Vec<Event>,
     events_closed: bool,
     window: Arc<WriteWindow>,
     close_requested_on_drop: bool,
@@ -46,7 +48,7 @@ impl Driver {
     pub(crate) fn new(
         shared: Arc<Shared>,
         settings: Arc<SocketSettings>,
-        events: mpsc::Sender<Event>,
+        events: mpsc::Sender<Vec<Event>>,
     ) -> Self {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
         let window = Arc::new(WriteWindow::new(Arc::clone(&shared.wake)));
@@ -57,7 +59,7 @@ impl Driver {
             inbound_tx,
             inbound_rx,
             events,
-            pending: VecDeque::new(),
+            pending: Vec::new(),
             events_closed: false,
             window,
             close_requested_on_drop: false,
@@ -107,9 +109,7 @@ impl Driver {
                 }
                 permit = self.events.reserve(), if waiting_on_app => match permit {
                     Ok(permit) => {
-                        if let Some(event) = self.pending.pop_front() {
-                            permit.send(event);
-                        }
+                        permit.send(next_batch(&mut self.pending));
                         Woken::Nothing
                     }
                     Err(_) => Woken::EventsClosed,
@@ -178,7 +178,7 @@ impl Driver {
                 self.shared.state.send_replace(state.clone());
             }
             if !self.events_closed {
-                self.pending.push_back(event);
+                self.pending.push(event);
             }
         }
         let deadline = session.poll_timeout().map(|(at, _)| at);
@@ -231,20 +231,21 @@ impl Driver {
         }
     }
 
-    /// Hands events to the application while its channel has room.
+    /// Hands events to the application, in batches, while its channel has room.
     fn offer_events(&mut self) {
-        while let Some(event) = self.pending.pop_front() {
-            match self.events.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.pending.push_front(event);
-                    return;
+        while !self.pending.is_empty() {
+            let closed = match self.events.try_reserve() {
+                Ok(permit) => {
+                    permit.send(next_batch(&mut self.pending));
+                    continue;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.discard_events();
-                    return;
-                }
+                Err(mpsc::error::TrySendError::Full(())) => false,
+                Err(mpsc::error::TrySendError::Closed(())) => true,
+            };
+            if closed {
+                self.discard_events();
             }
+            return;
         }
     }
 
@@ -252,6 +253,16 @@ impl Driver {
     fn discard_events(&mut self) {
         self.events_closed = true;
         self.pending.clear();
+    }
+}
+
+/// Takes the oldest events, at most [`EVENT_BATCH`]: one channel send and one wake-up of the
+/// application for a whole burst.
+fn next_batch(pending: &mut Vec<Event>) -> Vec<Event> {
+    if pending.len() <= EVENT_BATCH {
+        std::mem::take(pending)
+    } else {
+        pending.drain(..EVENT_BATCH).collect()
     }
 }
 

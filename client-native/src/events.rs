@@ -16,17 +16,36 @@ use tokio::sync::mpsc;
 /// It ends once the session has stopped and every [`Client`](crate::Client) handle is gone.
 #[derive(Debug)]
 pub struct Events {
-    receiver: mpsc::Receiver<Event>,
+    /// Batches from the driver: one per burst of events.
+    receiver: mpsc::Receiver<Vec<Event>>,
+    /// The rest of the batch being read.
+    ready: std::vec::IntoIter<Event>,
 }
 
 impl Events {
-    pub(crate) fn new(receiver: mpsc::Receiver<Event>) -> Self {
-        Self { receiver }
+    pub(crate) fn new(receiver: mpsc::Receiver<Vec<Event>>) -> Self {
+        Self {
+            receiver,
+            ready: Vec::new().into_iter(),
+        }
     }
 
     /// The next event; `None` once the stream has ended.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.receiver.recv().await
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        loop {
+            if let Some(event) = self.ready.next() {
+                return Poll::Ready(Some(event));
+            }
+            match self.receiver.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.ready = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 
     /// Decodes every message as JSON into `T`. A message that does not decode is reported
@@ -43,7 +62,7 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.receiver.poll_recv(cx)
+        self.poll_event(cx)
     }
 }
 
