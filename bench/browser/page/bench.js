@@ -1,0 +1,167 @@
+// The in-page side of the browser benchmark (bench/browser/run.mjs): each client kind
+// receives the same feed (seq 1..N from feed-server --rate 0) with the same listener, which
+// JSON.parses every message and checks its seq. Bundled by run.mjs with esbuild
+// (reconnecting-websocket inlined, the built package imported at run time from /pkg).
+import ReconnectingWebSocket from 'reconnecting-websocket';
+
+// The package under test: /pkg, or another build given as ?pkg=/prefix (the runner profiles a
+// build of the same code with the wasm's function names kept).
+const PKG = new URLSearchParams(location.search).get('pkg') ?? '/pkg';
+const { default: init, ResilientWebSocket } = await import(`${PKG}/resilient-ws.js`);
+
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** The listener every client gets, and what it saw: count, seq errors, first/last times. */
+function makeSink(n) {
+  const sink = { count: 0, bad: 0, first: 0, last: 0 };
+  sink.finished = new Promise((resolve) => { sink.done = resolve; });
+  const arrived = (count) => {
+    if (count === 1) sink.first = performance.now();
+    if (count === n) {
+      sink.last = performance.now();
+      sink.done();
+    }
+  };
+  sink.listener = (event) => {
+    const message = JSON.parse(event.data);
+    const count = ++sink.count;
+    if (message.seq !== count) sink.bad += 1;
+    arrived(count);
+  };
+  return sink;
+}
+
+function closePlain(ws) {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve();
+    ws.addEventListener('close', () => resolve(), { once: true });
+    ws.close();
+  });
+}
+
+// What resilient-ws's wrapper does per message (resilient-ws.js #emit): a new MessageEvent
+// with a cursor, dispatched on an EventTarget, then the on<type> property looked up.
+class Relay extends EventTarget {
+  constructor() {
+    super();
+    this.onmessage = null;
+  }
+
+  emit(type, data, cursor) {
+    const event = new MessageEvent('message', { data });
+    event.cursor = cursor;
+    this.dispatchEvent(event);
+    const handler = this[`on${type}`];
+    if (typeof handler === 'function') handler.call(this, event);
+  }
+}
+
+// What wasm-bindgen's glue does to hand a string to wasm and one back
+// (passStringToWasm0's ASCII loop, then TextDecoder.decode of the bytes in memory).
+const memory = new Uint8Array(1 << 20);
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+const encoder = new TextEncoder();
+function copyThroughMemory(text) {
+  const len = text.length;
+  let offset = 0;
+  for (; offset < len; offset++) {
+    const code = text.charCodeAt(offset);
+    if (code > 0x7f) break;
+    memory[offset] = code;
+  }
+  if (offset !== len) offset += encoder.encodeInto(text.slice(offset), memory.subarray(offset)).written;
+  return decoder.decode(memory.subarray(0, offset));
+}
+
+// What wasm-bindgen-futures does to run the reader task after each message: a task queue
+// drained in one queueMicrotask per wake-up.
+function microtaskHop(deliver) {
+  const pending = [];
+  let scheduled = false;
+  const drain = () => {
+    scheduled = false;
+    for (let i = 0; i < pending.length; i++) deliver(pending[i]);
+    pending.length = 0;
+  };
+  return (value) => {
+    pending.push(value);
+    if (!scheduled) {
+      scheduled = true;
+      queueMicrotask(drain);
+    }
+  };
+}
+
+/** A plain WebSocket whose messages go through `steps` (the overhead models) to `listener`. */
+function modelled(url, listener, { dispatch = false, copies = false, microtask = false }) {
+  const ws = new WebSocket(url);
+  let deliver = (data) => listener({ data });
+  if (dispatch) {
+    const relay = new Relay();
+    relay.addEventListener('message', listener);
+    deliver = (data) => relay.emit('message', data, null);
+  }
+  if (microtask) deliver = microtaskHop(deliver);
+  const hand = deliver;
+  deliver = copies ? (data) => hand(copyThroughMemory(data)) : hand;
+  ws.addEventListener('message', (event) => deliver(event.data));
+  return () => closePlain(ws);
+}
+
+/** Each kind: (url, listener) => close(): Promise. */
+const CLIENTS = {
+  websocket(url, listener) {
+    const ws = new WebSocket(url);
+    ws.addEventListener('message', listener);
+    return () => closePlain(ws);
+  },
+  'reconnecting-websocket'(url, listener) {
+    const ws = new ReconnectingWebSocket(url);
+    ws.addEventListener('message', listener);
+    return () => new Promise((resolve) => {
+      ws.addEventListener('close', () => resolve(), { once: true });
+      ws.close();
+    });
+  },
+  'resilient-ws'(url, listener) {
+    const ws = new ResilientWebSocket(url);
+    ws.addEventListener('message', listener);
+    return () => ws.close();
+  },
+  'resilient-ws-cursor'(url, listener) {
+    const ws = new ResilientWebSocket(url, { cursorField: 'seq' });
+    ws.addEventListener('message', listener);
+    return () => ws.close();
+  },
+  'model-dispatch': (url, listener) => modelled(url, listener, { dispatch: true }),
+  'model-copies': (url, listener) => modelled(url, listener, { copies: true }),
+  'model-microtask': (url, listener) => modelled(url, listener, { microtask: true }),
+  'model-all': (url, listener) => modelled(url, listener, { dispatch: true, copies: true, microtask: true }),
+};
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Receives `n` messages of the feed at `url` with client `kind`; msg/s from the first to the last. */
+async function run(kind, url, n, { timeoutMs = 60_000 } = {}) {
+  const make = CLIENTS[kind];
+  if (!make) throw new Error(`unknown client kind ${kind}`);
+  const sink = makeSink(n);
+  const close = make(url, sink.listener);
+  try {
+    await withTimeout(sink.finished, timeoutMs, `${kind} receiving ${n} messages (got ${sink.count})`);
+  } finally {
+    await withTimeout(Promise.resolve(close()), CLOSE_TIMEOUT_MS, `${kind} close`).catch(() => {});
+  }
+  const ms = sink.last - sink.first;
+  return { kind, n, count: sink.count, bad: sink.bad, ms, rate: ((n - 1) * 1000) / ms };
+}
+
+window.bench = { run, kinds: Object.keys(CLIENTS), ready: false };
+await init();
+window.bench.ready = true;
