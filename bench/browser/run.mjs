@@ -40,6 +40,25 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 /** Padding of each feed message: `{"seq":N,"ts_ms":0,"data":"<30 letters>"}` is 62-66 B. */
 const PAYLOAD_BYTES = 30;
 const TARGET_RATIO = 0.95;
+/** Child processes (feed-server, Chromium) killed, and temporary directories removed, if this runner is interrupted. */
+const CHILDREN = new Set();
+const TEMP_DIRS = new Set();
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of CHILDREN) child.kill('SIGKILL');
+    // Chromium may still be writing its profile for a moment after SIGKILL.
+    setTimeout(() => {
+      for (const dir of TEMP_DIRS) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+      process.exit(130);
+    }, 300);
+  });
+}
+
+function track(child) {
+  CHILDREN.add(child);
+  child.once('exit', () => CHILDREN.delete(child));
+  return child;
+}
 /** Messages of each profiled run (the profile is of a shorter run than the others). */
 const PROFILE_MESSAGES = 30_000;
 
@@ -231,7 +250,7 @@ async function startFeedServer(args) {
   if (!existsSync(FEED_SERVER)) {
     throw new Error(`${FEED_SERVER} is missing: run ./scripts/bench-browser.sh (or cargo build --release -p resilient-ws-examples --bin feed-server)`);
   }
-  const child = spawn(FEED_SERVER, ['--listen', '127.0.0.1:0', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(FEED_SERVER, ['--listen', '127.0.0.1:0', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = [];
   child.stderr.on('data', (chunk) => stderr.push(chunk));
   const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
@@ -427,6 +446,7 @@ async function launchChromium(dir) {
     '--disable-renderer-backgrounding', '--disable-background-timer-throttling', '--disable-backgrounding-occluded-windows',
     '--js-flags=--expose-gc', `--user-data-dir=${join(dir, 'profile')}`, '--remote-debugging-pipe', 'about:blank',
   ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+  track(child);
   const stderr = [];
   child.stderr.on('data', (chunk) => { stderr.push(chunk); if (stderr.length > 200) stderr.shift(); });
   const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
@@ -704,6 +724,7 @@ async function main() {
   console.log(sizeMarkdown);
 
   const dir = mkdtempSync(join(os.tmpdir(), 'rws-bench-browser-'));
+  TEMP_DIRS.add(dir);
   let server;
   let browser;
   try {
