@@ -17,6 +17,7 @@ mod live_count;
 pub mod proxy;
 mod recorder;
 pub mod script_server;
+pub mod wait;
 
 pub use proxy::{Fault, FaultProxy};
 pub use recorder::Recorder;

@@ -10,6 +10,7 @@ use resilient_ws::{
     SendJsonError, State,
 };
 use resilient_ws_tests::script_server::feed_message;
+use resilient_ws_tests::wait::eventually;
 use resilient_ws_tests::{
     Behaviour, ClientMessage, Fault, FaultProxy, Recorder, Script, ScriptServer, Step,
 };
@@ -41,18 +42,6 @@ fn builder(url: String) -> ClientBuilder {
         .max_failures(None)
         .seed(0x0E0E)
         .no_heartbeat()
-}
-
-/// Polls `done` until it holds, panicking with `what` after `limit`.
-async fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// Everything the server read, over all connections, in order.

@@ -12,6 +12,7 @@ use resilient_ws::{
     Payload, Reason, RetryAction, State,
 };
 use resilient_ws_tests::script_server::raw_frame;
+use resilient_ws_tests::wait::eventually;
 use resilient_ws_tests::{Behaviour, Fault, FaultProxy, Recorder, Script, ScriptServer, Step};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -87,18 +88,6 @@ async fn wait_failed(recorder: &Recorder) -> Failure {
     match recorder.wait_terminal(LIMIT).await {
         State::Failed(failure) => failure,
         other => panic!("expected a failed session, got {other:?}"),
-    }
-}
-
-/// Polls `done` until it holds, panicking with `what` after `limit`.
-async fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use resilient_ws_tests::wait;
 use resilient_ws_tests::{Fault, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -72,20 +73,12 @@ async fn echo(mut socket: TcpStream) {
 
 /// Runs a test body under the deadline.
 async fn within<F: Future<Output = ()>>(body: F) {
-    timeout(TEST_DEADLINE, body)
-        .await
-        .expect("test exceeded its deadline");
+    wait::within(TEST_DEADLINE, body).await;
 }
 
-/// Polls `condition` every 10 ms for up to 2 s.
+/// Polls `condition` for up to 2 s.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if condition() {
-            return;
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
+    wait::eventually(what, Duration::from_secs(2), condition).await;
 }
 
 /// Reads exactly `len` bytes, failing the test after 2 s.

@@ -7,9 +7,10 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use resilient_ws_tests::script_server::feed_message;
 use resilient_ws_tests::script_server::raw_frame::{self, FIN, OPCODE_TEXT};
+use resilient_ws_tests::wait;
 use resilient_ws_tests::{Behaviour, ClientMessage, Script, ScriptServer, ScriptServerError, Step};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -28,20 +29,12 @@ type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Runs a test body under the deadline.
 async fn within<F: Future<Output = ()>>(body: F) {
-    timeout(TEST_DEADLINE, body)
-        .await
-        .expect("test exceeded its deadline");
+    wait::within(TEST_DEADLINE, body).await;
 }
 
-/// Polls `condition` every 10 ms for up to 2 s.
+/// Polls `condition` for up to 2 s.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if condition() {
-            return;
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
+    wait::eventually(what, Duration::from_secs(2), condition).await;
 }
 
 async fn connect(server: &ScriptServer) -> Client {
