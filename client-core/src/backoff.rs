@@ -6,7 +6,7 @@
 //! waves. With `n = 0` (a healthy connection just dropped) the window is `initial`, so
 //! the first retry goes almost at once.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::rng::SeededRng;
 
@@ -34,8 +34,7 @@ impl Default for BackoffConfig {
 impl BackoffConfig {
     /// The upper end of the jitter window after `failures` consecutive failed attempts.
     pub fn window(&self, failures: u32) -> Duration {
-        let exponent = i32::try_from(failures).unwrap_or(i32::MAX);
-        let grown = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
+        let grown = self.initial.as_secs_f64() * powi(self.multiplier, failures);
         // `min` first: `grown` may be infinite, which `from_secs_f64` would reject.
         Duration::from_secs_f64(grown.min(self.max.as_secs_f64()))
     }
@@ -47,9 +46,24 @@ impl BackoffConfig {
     }
 }
 
+/// `base` raised to `exponent` by squaring: `f64::powi` lives in `std`, and the core is
+/// `no_std`. Exact for the powers of two the default multiplier produces.
+fn powi(base: f64, exponent: u32) -> f64 {
+    let (mut result, mut square, mut rest) = (1.0, base, exponent);
+    while rest > 0 {
+        if rest & 1 == 1 {
+            result *= square;
+        }
+        square *= square;
+        rest >>= 1;
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn window_grows_then_caps() {

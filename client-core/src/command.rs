@@ -3,6 +3,7 @@
 use crate::ids::{ConnId, MsgId};
 use crate::payload::Payload;
 use crate::resume::Cursor;
+use alloc::string::String;
 
 /// Something the driver must do. Drain them with
 /// [`Session::poll_command`](crate::Session::poll_command) after every call that can

@@ -1,7 +1,8 @@
 //! Everything a session can be told, with the defaults listed in the README.
 
-use std::fmt;
-use std::time::Duration;
+use alloc::string::String;
+use core::fmt;
+use core::time::Duration;
 
 use crate::backoff::BackoffConfig;
 use crate::error::ConfigError;
@@ -144,6 +145,8 @@ impl fmt::Debug for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn defaults_are_valid() {

@@ -1,6 +1,6 @@
 //! Errors the core returns.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::payload::Payload;
 

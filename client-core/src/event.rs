@@ -1,7 +1,8 @@
 //! Outputs for the application: state changes, messages, and anything handed back.
 
-use std::fmt;
-use std::time::Duration;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
 
 use crate::error::millis;
 use crate::payload::Payload;
@@ -190,6 +191,8 @@ impl fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn states_read_as_plain_words() {

@@ -4,7 +4,7 @@
 //! sends a probe; if nothing arrives within `timeout` of it, the connection is dead. So a
 //! dead connection is always detected within `interval + timeout` of the last inbound frame.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use crate::payload::Payload;
 use crate::time::Timestamp;
@@ -95,6 +95,7 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     const fn ms(millis: u64) -> Timestamp {
         Timestamp::from_millis(millis)

@@ -1,6 +1,6 @@
 //! Identifiers the core hands out.
 
-use std::fmt;
+use core::fmt;
 
 /// Names one socket. Every `Open` command carries a fresh one, and every input from the
 /// driver carries the id of the socket it came from, so input from an abandoned socket

@@ -4,7 +4,11 @@
 //! a document: one pass, no allocation for ordinary keys, and no JSON library, which keeps
 //! the browser build small.
 
-use std::sync::Arc;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use crate::payload::Payload;
 use crate::resume::{Cursor, CursorExtractor};
@@ -113,7 +117,7 @@ impl Scanner<'_> {
                 if matches!(self.bytes.get(self.pos), Some(b'.' | b'e' | b'E')) {
                     return None; // not an integer
                 }
-                std::str::from_utf8(&self.bytes[start..self.pos])
+                core::str::from_utf8(&self.bytes[start..self.pos])
                     .ok()?
                     .parse()
                     .ok()
@@ -191,7 +195,7 @@ impl Scanner<'_> {
     }
 
     fn hex4(&mut self) -> Option<u32> {
-        let digits = std::str::from_utf8(self.bytes.get(self.pos..self.pos + 4)?).ok()?;
+        let digits = core::str::from_utf8(self.bytes.get(self.pos..self.pos + 4)?).ok()?;
         self.pos += 4;
         u32::from_str_radix(digits, 16).ok()
     }
@@ -255,6 +259,7 @@ impl Scanner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     fn extract(spec: &str, json: &str) -> Option<u64> {
         json_cursor(spec)(&Payload::Text(json.to_owned())).map(|c| c.0)

@@ -50,7 +50,13 @@
 //! assert!(matches!(command, Some(Command::Ping { .. })));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![no_std]
 #![forbid(unsafe_code)]
+
+// No `std`: the browser build links no std panic or formatting machinery it does not use.
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 mod backoff;
 mod command;

@@ -1,5 +1,8 @@
 //! Application messages.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
 /// One WebSocket message, text or binary.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Payload {

@@ -1,6 +1,7 @@
 //! The outbound queue: what the application sent that has not yet been handed to a socket.
 
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use crate::error::SendError;
 use crate::ids::MsgId;
@@ -104,6 +105,7 @@ impl OutboundQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     fn queue(max_messages: usize, max_bytes: usize) -> OutboundQueue {
         OutboundQueue::new(QueueBounds {

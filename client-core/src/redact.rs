@@ -1,5 +1,6 @@
 //! URLs fit for logs: query values and credentials removed.
 
+use alloc::string::String;
 /// `url` with every query value replaced by `***`, user info removed and the fragment
 /// dropped, so tokens passed in URLs never reach a log.
 pub fn redact_url(url: &str) -> String {
@@ -46,6 +47,7 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn query_values_and_credentials_are_hidden() {

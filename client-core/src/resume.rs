@@ -1,8 +1,10 @@
 //! Cursors: where the feed is, how to ask the server to resume from there, and which
 //! inbound messages are replays of what was already delivered.
 
-use std::fmt;
-use std::sync::Arc;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
 
 use crate::payload::Payload;
 
@@ -10,6 +12,28 @@ use crate::payload::Payload;
 /// a message whose cursor is at or before the last delivered one is a replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cursor(pub u64);
+
+impl Cursor {
+    /// The cursor in decimal, as it goes into a URL or a header. Written by hand so the
+    /// browser build carries no formatting machinery.
+    pub fn to_decimal(self) -> String {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = self.0;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        digits[start..]
+            .iter()
+            .map(|&digit| char::from(digit))
+            .collect()
+    }
+}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,7 +79,7 @@ impl ResumeMode {
     pub fn apply_to_url(&self, url: &str, cursor: Option<Cursor>) -> String {
         match (self, cursor) {
             (Self::QueryParam(name), Some(cursor)) => {
-                with_query_param(url, name, &cursor.to_string())
+                with_query_param(url, name, &cursor.to_decimal())
             }
             _ => url.to_owned(),
         }
@@ -64,7 +88,7 @@ impl ResumeMode {
     /// The resume header for `cursor`, when this mode uses one.
     pub fn header(&self, cursor: Option<Cursor>) -> Option<(String, String)> {
         match (self, cursor) {
-            (Self::Header(name), Some(cursor)) => Some((name.clone(), cursor.to_string())),
+            (Self::Header(name), Some(cursor)) => Some((name.clone(), cursor.to_decimal())),
             _ => None,
         }
     }
@@ -115,7 +139,10 @@ fn percent_encode_into(value: &str, out: &mut String) {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xF)]));
         }
     }
 }
@@ -173,6 +200,15 @@ impl ReplayFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_are_written_in_decimal() {
+        assert_eq!(Cursor(0).to_decimal(), "0");
+        assert_eq!(Cursor(4_207).to_decimal(), "4207");
+        assert_eq!(Cursor(u64::MAX).to_decimal(), u64::MAX.to_string());
+    }
+    use std::format;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn query_param_is_added_replaced_and_kept_before_the_fragment() {

@@ -4,9 +4,11 @@
 //! text: servers word reasons freely, and a client that parses them breaks on the next
 //! release of the server.
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::time::Duration;
 
 /// Why a socket ended or an attempt failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +166,7 @@ pub fn default_action(disconnect: &Disconnect) -> RetryAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     fn closed(code: u16) -> Disconnect {
         Disconnect::Closed {

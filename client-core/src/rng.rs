@@ -35,6 +35,7 @@ impl SeededRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn same_seed_same_sequence() {

@@ -1,6 +1,8 @@
 //! The session: one logical connection carried over as many sockets as it takes.
 
-use std::collections::VecDeque;
+use alloc::borrow::ToOwned;
+use alloc::collections::VecDeque;
+use alloc::string::String;
 
 use crate::command::{Command, OpenRequest};
 use crate::config::Config;
@@ -404,7 +406,7 @@ impl Session {
         let state = State::Reconnecting {
             attempt: self.failures + 1,
             retry_at: None,
-            delay: std::time::Duration::ZERO,
+            delay: core::time::Duration::ZERO,
         };
         self.set_state(now, state, reason);
     }

@@ -1,6 +1,6 @@
 //! Counters for dashboards and tests.
 
-use std::time::Duration;
+use core::time::Duration;
 
 /// A snapshot of a session's counters, from [`Session::stats`](crate::Session::stats).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

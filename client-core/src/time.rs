@@ -1,8 +1,8 @@
 //! Time as the core sees it: a point on the driver's monotonic clock.
 
-use std::fmt;
-use std::ops::{Add, Sub};
-use std::time::Duration;
+use core::fmt;
+use core::ops::{Add, Sub};
+use core::time::Duration;
 
 /// A point in time, measured from an origin the driver chose (usually when it started).
 ///
@@ -82,6 +82,7 @@ impl MonotonicClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn clock_never_goes_back() {

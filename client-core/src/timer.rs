@@ -77,6 +77,7 @@ impl TimerTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::prelude::rust_2024::*;
 
     #[test]
     fn earliest_first_and_each_fires_once() {
