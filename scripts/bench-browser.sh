@@ -36,9 +36,9 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_d
 cp "$target_dir/release/feed-server" "$workdir/feed-server"
 export FEED_SERVER="$workdir/feed-server"
 # The same build with the wasm's function names kept, for the CPU profile only.
-wasm-bindgen "$target_dir/wasm32-unknown-unknown/release-wasm/resilient_ws_wasm.wasm" \
+wasm-bindgen target/package-wasm/wasm32-unknown-unknown/release-wasm/resilient_ws_wasm.wasm \
   --target web --out-dir "$workdir/pkg-named" --no-typescript --keep-debug
-cp client-wasm/js/resilient-ws.js client-wasm/js/package.json "$workdir/pkg-named/"
+cp client-wasm/js/resilient-ws.js client-wasm/js/host.js client-wasm/js/package.json "$workdir/pkg-named/"
 export PKG_NAMED_DIR="$workdir/pkg-named"
 
 node bench/browser/run.mjs "$@"

@@ -34,11 +34,53 @@ pub fn json_cursor(spec: &str) -> CursorExtractor {
 
 /// Splits a JSON pointer (RFC 6901) into unescaped segments.
 fn pointer_segments(pointer: &str) -> Vec<String> {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
-        .collect()
+    let mut segments = Vec::new();
+    // The pointer starts with `/`; each segment runs to the next one.
+    let mut start = 1;
+    for (at, byte) in pointer.bytes().enumerate().skip(1) {
+        if byte == b'/' {
+            segments.push(unescape_segment(&pointer[start..at]));
+            start = at + 1;
+        }
+    }
+    segments.push(unescape_segment(&pointer[start..]));
+    segments
+}
+
+/// `~1` is `/` and `~0` is `~`. By hand: `str::replace` brings a substring searcher into
+/// the browser build for two fixed two-byte patterns.
+fn unescape_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    let mut chars = segment.chars();
+    while let Some(c) = chars.next() {
+        if c != '~' {
+            out.push(c);
+            continue;
+        }
+        match chars.clone().next() {
+            Some('1') => {
+                out.push('/');
+                chars.next();
+            }
+            Some('0') => {
+                out.push('~');
+                chars.next();
+            }
+            _ => out.push('~'),
+        }
+    }
+    out
+}
+
+/// The value of a non-empty run of ASCII digits, or `None` on anything else or overflow.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &byte| {
+        let digit = char::from(byte).to_digit(10)?;
+        value.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// A position in a JSON text. Every method returns `None` on malformed input.
@@ -87,7 +129,7 @@ impl Scanner<'_> {
                 }
             }
             b'[' => {
-                let index: usize = head.parse().ok()?;
+                let index = usize::try_from(decimal(head.as_bytes())?).ok()?;
                 self.pos += 1;
                 if self.peek()? == b']' {
                     return None;
@@ -107,7 +149,7 @@ impl Scanner<'_> {
         match self.peek()? {
             b'"' => {
                 let text = self.string()?;
-                text.parse().ok().map(Cursor)
+                decimal(text.as_bytes()).map(Cursor)
             }
             b'0'..=b'9' => {
                 let start = self.pos;
@@ -117,11 +159,7 @@ impl Scanner<'_> {
                 if matches!(self.bytes.get(self.pos), Some(b'.' | b'e' | b'E')) {
                     return None; // not an integer
                 }
-                core::str::from_utf8(&self.bytes[start..self.pos])
-                    .ok()?
-                    .parse()
-                    .ok()
-                    .map(Cursor)
+                decimal(&self.bytes[start..self.pos]).map(Cursor)
             }
             _ => None,
         }
@@ -195,9 +233,11 @@ impl Scanner<'_> {
     }
 
     fn hex4(&mut self) -> Option<u32> {
-        let digits = core::str::from_utf8(self.bytes.get(self.pos..self.pos + 4)?).ok()?;
+        let digits = self.bytes.get(self.pos..self.pos + 4)?;
         self.pos += 4;
-        u32::from_str_radix(digits, 16).ok()
+        digits.iter().try_fold(0u32, |value, &byte| {
+            Some(value << 4 | char::from(byte).to_digit(16)?)
+        })
     }
 
     /// Skips one value of any kind.
@@ -297,7 +337,20 @@ mod tests {
         );
         assert_eq!(extract("/items/5/id", r#"{"items":[{"id":1}]}"#), None);
         assert_eq!(extract("/a~1b", r#"{"a/b":3}"#), Some(3));
+        assert_eq!(extract("/a~0~01b", r#"{"a~~1b":4}"#), Some(4));
+        assert_eq!(extract("/~2~", r#"{"~2~":9}"#), Some(9));
         assert_eq!(extract("/missing/x", r#"{"meta":{}}"#), None);
+    }
+
+    #[test]
+    fn cursors_are_whole_numbers_that_fit() {
+        assert_eq!(
+            extract("seq", r#"{"seq":"18446744073709551615"}"#),
+            Some(u64::MAX)
+        );
+        assert_eq!(extract("seq", r#"{"seq":18446744073709551616}"#), None);
+        assert_eq!(extract("seq", r#"{"seq":""}"#), None);
+        assert_eq!(extract("seq", r#"{"seq":"+5"}"#), None);
     }
 
     #[test]

@@ -105,23 +105,21 @@ impl ResumeMode {
 /// `url` with the query parameter `name` set to `value` (an existing one is replaced; a
 /// fragment stays last). `value` is percent-encoded where a URL needs it.
 pub fn with_query_param(url: &str, name: &str, value: &str) -> String {
-    let (before_fragment, fragment) = match url.split_once('#') {
-        Some((head, fragment)) => (head, Some(fragment)),
-        None => (url, None),
-    };
-    let (base, query) = before_fragment
-        .split_once('?')
-        .unwrap_or((before_fragment, ""));
+    let (before_fragment, fragment) = split_at_byte(url, b'#');
+    let (base, query) = split_at_byte(before_fragment, b'?');
     let mut out = String::with_capacity(url.len() + name.len() + value.len() + 2);
     out.push_str(base);
     let mut separator = '?';
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let key = pair.split_once('=').map_or(pair, |(key, _)| key);
-        if key != name {
+    let mut rest = query.unwrap_or("");
+    while !rest.is_empty() {
+        let (pair, next) = split_at_byte(rest, b'&');
+        let key = split_at_byte(pair, b'=').0;
+        if !pair.is_empty() && key != name {
             out.push(separator);
             out.push_str(pair);
             separator = '&';
         }
+        rest = next.unwrap_or("");
     }
     out.push(separator);
     out.push_str(name);
@@ -132,6 +130,15 @@ pub fn with_query_param(url: &str, name: &str, value: &str) -> String {
         out.push_str(fragment);
     }
     out
+}
+
+/// `text` before and after the first `delimiter` (an ASCII byte), like `split_once`
+/// without the pattern machinery it brings into the browser build.
+fn split_at_byte(text: &str, delimiter: u8) -> (&str, Option<&str>) {
+    match text.bytes().position(|byte| byte == delimiter) {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    }
 }
 
 fn percent_encode_into(value: &str, out: &mut String) {

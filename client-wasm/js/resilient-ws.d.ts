@@ -48,8 +48,10 @@ export interface StateChangeEvent extends Event {
   readonly reason: string;
   /** For 'reconnecting': the number of the next attempt. */
   readonly attempt?: number;
-  /** For 'reconnecting': the backoff delay chosen, in ms. */
+  /** For 'reconnecting': the backoff delay chosen, in ms (NaN while waiting for the network). */
   readonly delayMs?: number;
+  /** For 'failed' (and its 'error' and 'giveup' events): why the client gave up. */
+  readonly error?: string;
 }
 
 export interface GapEvent extends Event {

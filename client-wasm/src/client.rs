@@ -1,152 +1,225 @@
-//! The class JavaScript constructs: the low-level handle behind `ResilientWebSocket`.
+//! The class the host constructs and drives: `RawClient`, behind `ResilientWebSocket`.
+//! Few exports, plain numbers and strings: every export costs glue on both sides of the
+//! boundary, and the package has a size budget.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
 
-use js_sys::{Function, Object, Promise, Reflect};
-use resilient_ws_core::{Payload, SendError, Session, State};
+use resilient_ws_core::{CloseError, Disconnect, Payload, SendError, Session, SocketEvent, State};
 use wasm_bindgen::prelude::*;
 
-use crate::clock::{Clock, random_seed};
-use crate::driver::Driver;
-use crate::options;
+use crate::driver::Shared;
+use crate::host::Host;
+use crate::report::state_code;
+use crate::settings::{self, Texts};
 
-/// A session driven in the browser. Wrapped by `ResilientWebSocket` (resilient-ws.js),
-/// which turns its `emit(type, a, b)` calls into DOM events.
+/// A session driven in the browser. `js/host.js` feeds it the socket's events and carries
+/// out what it asks; `ResilientWebSocket` wraps both.
 #[wasm_bindgen]
 pub struct RawClient {
-    driver: Rc<RefCell<Driver>>,
+    shared: Rc<Shared>,
+}
+
+/// The inputs that carry nothing: `RawClient::signal`'s argument (`SIGNAL` in host.js).
+mod signal {
+    /// The first attempt, unless `close` came first.
+    pub(super) const START: u8 = 0;
+    /// Start again after a close or a failure.
+    pub(super) const RECONNECT: u8 = 1;
+    /// The browser is online: reconnect now.
+    pub(super) const ONLINE: u8 = 2;
+    /// The browser is offline: end the socket now.
+    pub(super) const OFFLINE: u8 = 3;
+    /// A hidden tab became visible: probe the connection now.
+    pub(super) const CHECK_LIVENESS: u8 = 4;
+    /// The host's timer fired.
+    pub(super) const TIMEOUT: u8 = 5;
+}
+
+/// What `send*` returns: 0 queued; otherwise why not. The host words the error, with the
+/// queue's figures from `stats`.
+#[repr(u8)]
+enum SendOutcome {
+    Queued = 0,
+    QueueFull = 1,
+    TooLarge = 2,
+    NotRunning = 3,
 }
 
 #[wasm_bindgen]
 impl RawClient {
-    /// Starts a session for `url` with `options` (see the TypeScript definitions); the
-    /// first attempt begins on the next microtask, after listeners are attached.
+    /// A session for `url`. `numbers` holds the settings in the slots of `settings::slot`
+    /// (NaN for a default); the strings are the cursor field, the resume parameter and the
+    /// heartbeat message, when set. Nothing happens until `signal(0)`.
     #[wasm_bindgen(constructor)]
-    pub fn new(url: &str, options: &JsValue, emit: Function) -> Result<RawClient, JsError> {
-        let (config, settings) = options::read(url, options)?;
-        let seed = match settings.seed {
-            Some(seed) => seed,
-            None => {
-                random_seed().map_err(|_| JsError::new("crypto.getRandomValues is unavailable"))?
-            }
+    pub fn new(
+        url: String,
+        numbers: &[f64],
+        cursor_field: Option<String>,
+        resume_param: Option<String>,
+        heartbeat_message: Option<String>,
+        host: Host,
+    ) -> Result<RawClient, JsError> {
+        let texts = Texts {
+            url,
+            cursor_field,
+            resume_param,
+            heartbeat_message,
         };
-        let clock = Clock::new().map_err(|_| JsError::new("performance.now is unavailable"))?;
-        let session =
-            Session::new(config, seed).map_err(|error| JsError::new(&error.to_string()))?;
-        let driver = Driver::new(session, clock, settings, emit);
-        let start = Rc::clone(&driver);
-        wasm_bindgen_futures::spawn_local(async move {
-            // A close() before this microtask ran wins: the page asked for no connection.
-            Driver::step(&start, |session, now| {
-                if *session.state() == State::Idle {
-                    session.connect(now);
-                }
-            });
-        });
-        Ok(Self { driver })
+        let (seed, config) = settings::read(numbers, texts);
+        // host.js names the bad field before it gets here.
+        let session = Session::new(config, seed)
+            .map_err(|_| JsError::new("resilient-ws: invalid options"))?;
+        Ok(Self {
+            shared: Rc::new(Shared::new(session, host)),
+        })
     }
 
-    /// Queues a text message; throws an Error naming the bound when the queue is full.
+    /// Another handle to the same client (for the host, while the page keeps this one).
+    pub fn handle(&self) -> RawClient {
+        Self {
+            shared: Rc::clone(&self.shared),
+        }
+    }
+
+    /// An input that carries nothing: 0 start, 1 reconnect, 2 online, 3 offline, 4 check
+    /// liveness, 5 the timer fired.
+    pub fn signal(&self, input: u8) {
+        self.shared.step(|driver, now| {
+            let session = &mut driver.session;
+            match input {
+                signal::START if *session.state() == State::Idle => session.connect(now),
+                signal::RECONNECT => session.connect(now),
+                signal::ONLINE => session.set_online(true, now),
+                signal::OFFLINE => session.set_online(false, now),
+                signal::CHECK_LIVENESS => session.check_liveness(now),
+                signal::TIMEOUT => {
+                    driver.disarm();
+                    driver.session.handle_timeout(now);
+                }
+                _ => {}
+            }
+        });
+    }
+
+    /// Queues a text message; 0, or why it was refused (see `SendOutcome`).
     #[wasm_bindgen(js_name = sendText)]
-    pub fn send_text(&self, text: String) -> Result<(), JsError> {
+    pub fn send_text(&self, text: String) -> u8 {
         self.send(Payload::Text(text))
     }
 
-    /// Queues a binary message; throws like `sendText`.
+    /// Queues a binary message; answers like `sendText`.
     #[wasm_bindgen(js_name = sendBytes)]
-    pub fn send_bytes(&self, bytes: Vec<u8>) -> Result<(), JsError> {
+    pub fn send_bytes(&self, bytes: Vec<u8>) -> u8 {
         self.send(Payload::Binary(bytes))
     }
 
-    /// Flushes the queue and closes; resolves once the session has stopped.
-    pub fn close(&self, code: u16, reason: &str) -> Result<Promise, JsError> {
-        Driver::step(&self.driver, |session, now| {
-            // Closed before the first attempt began, with messages queued: make that attempt
-            // now so the close can flush them, as it promises.
+    /// Flushes the queue, then closes: 0, or 1 for a code other than 1000 or 3000-4999,
+    /// 2 for a reason over 123 bytes.
+    pub fn close(&self, code: u16, reason: &str) -> u8 {
+        let closed = self.shared.step(|driver, now| {
+            let session = &mut driver.session;
+            // Closed before the first attempt began, with messages queued: make that
+            // attempt now so the close can flush them, as it promises.
             if *session.state() == State::Idle && session.stats().queued > 0 {
                 session.connect(now);
             }
             session.close(code, reason, now)
+        });
+        match closed {
+            Ok(()) => 0,
+            Err(CloseError::Code(_)) => 1,
+            Err(CloseError::ReasonTooLong(_)) => 2,
+        }
+    }
+
+    /// Socket `conn` opened.
+    pub fn opened(&self, conn: f64) {
+        self.input(conn, SocketEvent::Opened);
+    }
+
+    /// Socket `conn` delivered a text message.
+    pub fn text(&self, conn: f64, text: String) {
+        self.input(conn, SocketEvent::Message(Payload::Text(text)));
+    }
+
+    /// Socket `conn` delivered a binary message.
+    pub fn binary(&self, conn: f64, bytes: Vec<u8>) {
+        self.input(conn, SocketEvent::Message(Payload::Binary(bytes)));
+    }
+
+    /// Socket `conn` ended with `code`. 1006 means no close frame came: the connection
+    /// broke, or never opened (`reason` then says why, when the host knows).
+    pub fn ended(&self, conn: f64, code: u16, reason: String) {
+        let disconnect = match code {
+            1006 if reason.is_empty() => Disconnect::Abnormal {
+                detail: "the connection closed without a close frame".into(),
+            },
+            1006 => Disconnect::Abnormal { detail: reason },
+            _ => Disconnect::Closed { code, reason },
+        };
+        self.input(conn, SocketEvent::Ended(disconnect));
+    }
+
+    /// `url` (from the page's `urlProvider`) with the resume parameter of socket `conn`'s
+    /// attempt; undefined when the session no longer waits for that socket.
+    #[wasm_bindgen(js_name = resumeUrl)]
+    pub fn resume_url(&self, conn: f64, url: &str) -> Option<String> {
+        let driver = self.shared.driver.borrow();
+        let session = &driver.session;
+        let current = session.current_conn()?;
+        (current.get() as f64 == conn).then(|| {
+            session
+                .config()
+                .resume
+                .apply_to_url(url, driver.resume_from())
         })
-        .map_err(|error| JsError::new(&error.to_string()))?;
-        let driver = Rc::clone(&self.driver);
-        Ok(Promise::new(&mut |resolve, _reject| {
-            driver.borrow_mut().on_stopped(resolve)
-        }))
     }
 
-    /// Starts again after a close or a failure.
-    pub fn reconnect(&self) {
-        Driver::step(&self.driver, |session, now| session.connect(now));
+    /// The session's counters in the order host.js names them (`STATS`), then the state
+    /// (`report::field::STATE`'s numbers) and the last delivered cursor (NaN for none).
+    #[wasm_bindgen]
+    pub fn stats(&self) -> Vec<f64> {
+        let driver = self.shared.driver.borrow();
+        let session = &driver.session;
+        let stats = session.stats();
+        [
+            stats.attempts as f64,
+            stats.reconnects as f64,
+            stats.stale_inputs as f64,
+            stats.replays_dropped as f64,
+            stats.messages_delivered as f64,
+            stats.messages_sent as f64,
+            stats.heartbeat_timeouts as f64,
+            stats.queued as f64,
+            stats.queued_bytes as f64,
+            f64::from(stats.consecutive_failures),
+            f64::from(state_code(session.state())),
+            session
+                .last_cursor()
+                .map_or(f64::NAN, |cursor| cursor.0 as f64),
+        ]
+        .into()
     }
 
-    /// The browser went offline (end the socket now) or online (reconnect now).
-    #[wasm_bindgen(js_name = setOnline)]
-    pub fn set_online(&self, online: bool) {
-        Driver::step(&self.driver, |session, now| session.set_online(online, now));
+    fn send(&self, payload: Payload) -> u8 {
+        let sent = self
+            .shared
+            .step(|driver, now| driver.session.send(payload, now));
+        (match sent {
+            Ok(_) => SendOutcome::Queued,
+            Err(SendError::QueueFull { .. }) => SendOutcome::QueueFull,
+            Err(SendError::TooLarge { .. }) => SendOutcome::TooLarge,
+            Err(SendError::NotRunning { .. }) => SendOutcome::NotRunning,
+        }) as u8
     }
 
-    /// Probes the connection now (a hidden tab became visible).
-    #[wasm_bindgen(js_name = checkLiveness)]
-    pub fn check_liveness(&self) {
-        Driver::step(&self.driver, |session, now| session.check_liveness(now));
-    }
-
-    /// `connecting`, `open`, `reconnecting`, `closing`, `closed`, `failed` (or `idle`
-    /// before the first attempt).
-    #[wasm_bindgen(getter)]
-    pub fn state(&self) -> String {
-        self.driver.borrow().state().name().to_owned()
-    }
-
-    /// WebSocket's readyState: 0 connecting (also while reconnecting), 1 open, 2 closing,
-    /// 3 closed or failed.
-    #[wasm_bindgen(getter, js_name = readyState)]
-    pub fn ready_state(&self) -> u8 {
-        match self.driver.borrow().state() {
-            State::Idle | State::Connecting { .. } | State::Reconnecting { .. } => 0,
-            State::Open => 1,
-            State::Closing => 2,
-            State::Closed | State::Failed(_) => 3,
-        }
-    }
-
-    /// The cursor of the last delivered message, or null.
-    #[wasm_bindgen(getter, js_name = lastCursor)]
-    pub fn last_cursor(&self) -> Option<f64> {
-        self.driver
-            .borrow()
-            .session
-            .last_cursor()
-            .map(|cursor| cursor.0 as f64)
-    }
-
-    /// The session's counters.
-    #[wasm_bindgen(getter)]
-    pub fn stats(&self) -> JsValue {
-        let stats = self.driver.borrow().session.stats();
-        let object = Object::new();
-        for (key, value) in [
-            ("attempts", stats.attempts as f64),
-            ("reconnects", stats.reconnects as f64),
-            ("staleInputs", stats.stale_inputs as f64),
-            ("replaysDropped", stats.replays_dropped as f64),
-            ("messagesDelivered", stats.messages_delivered as f64),
-            ("messagesSent", stats.messages_sent as f64),
-            ("heartbeatTimeouts", stats.heartbeat_timeouts as f64),
-            ("queued", stats.queued as f64),
-            ("queuedBytes", stats.queued_bytes as f64),
-            ("consecutiveFailures", f64::from(stats.consecutive_failures)),
-        ] {
-            let _ = Reflect::set(&object, &key.into(), &value.into());
-        }
-        object.into()
-    }
-
-    fn send(&self, payload: Payload) -> Result<(), JsError> {
-        Driver::step(&self.driver, |session, now| session.send(payload, now))
-            .map(|_| ())
-            .map_err(|error: SendError| JsError::new(&error.to_string()))
+    fn input(&self, conn: f64, event: SocketEvent) {
+        self.shared.step(|driver, now| {
+            if let Some(conn) = driver.socket(conn) {
+                driver.session.handle_socket(conn, event, now);
+            }
+        });
     }
 }

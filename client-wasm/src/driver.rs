@@ -1,241 +1,132 @@
-//! The browser driver: feeds the session time and socket events, carries out its commands,
-//! and hands its events to JavaScript. Event-driven: every input runs one step, and one
-//! timer is armed for the session's next deadline. It holds no policy.
+//! The session and what the host needs carried out from it. Every input runs one step:
+//! the session handles it, its commands go to the host at once, one timer is kept on its
+//! next deadline, and its events go to the host after the session is released, so a
+//! listener may call back into the client. It holds no policy.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use core::cell::RefCell;
 
-use gloo_timers::callback::Timeout;
-use js_sys::{Function, Promise};
-use resilient_ws_core::{
-    Command, ConnId, Event, OpenRequest, ResumeMode, Session, SocketEvent, State, Timestamp,
-};
-use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
+use resilient_ws_core::{Command, ConnId, Cursor, Payload, Session, Timestamp};
 
-use crate::clock::Clock;
-use crate::emit::Emitter;
-use crate::options::BrowserSettings;
-use crate::socket::Socket;
+use crate::host::{Host, performance_now};
+use crate::report::report;
+use crate::settings::duration_from_millis;
 
-pub(crate) struct Driver {
-    pub(crate) session: Session,
-    clock: Clock,
-    socket: Option<Socket>,
-    timer: Option<(Timestamp, Timeout)>,
-    protocols: Vec<String>,
-    url_provider: Option<Function>,
-    resume: ResumeMode,
-    emitter: Emitter,
-    /// `close()` promises waiting for the session to stop.
-    close_waiters: Vec<Function>,
-    this: Weak<RefCell<Driver>>,
+/// A session and its host, shared by every handle to one client.
+pub(crate) struct Shared {
+    pub(crate) driver: RefCell<Driver>,
+    pub(crate) host: Host,
 }
 
-impl Driver {
-    pub(crate) fn new(
-        session: Session,
-        clock: Clock,
-        settings: BrowserSettings,
-        emit: Function,
-    ) -> Rc<RefCell<Self>> {
-        let resume = session.config().resume.clone();
-        Rc::new_cyclic(|this| {
-            RefCell::new(Self {
+/// The session and the little the host cannot keep for it.
+pub(crate) struct Driver {
+    pub(crate) session: Session,
+    /// The deadline the host's timer is set for. Kept lazily: a later deadline waits for
+    /// this one to fire, so a deadline that moves with every message (the idle timeout)
+    /// costs no timer call per message.
+    armed: Option<Timestamp>,
+    /// The current socket and the one before: inputs name sockets by number, and a late
+    /// report from the previous one must still reach the session as stale.
+    sockets: [Option<ConnId>; 2],
+    /// The cursor the current socket's attempt resumes from.
+    resume_from: Option<Cursor>,
+}
+
+impl Shared {
+    pub(crate) fn new(session: Session, host: Host) -> Self {
+        Self {
+            driver: RefCell::new(Driver {
                 session,
-                clock,
-                socket: None,
-                timer: None,
-                protocols: settings.protocols,
-                url_provider: settings.url_provider,
-                resume,
-                emitter: Emitter::new(emit),
-                close_waiters: Vec::new(),
-                this: Weak::clone(this),
-            })
-        })
+                armed: None,
+                sockets: [None; 2],
+                resume_from: None,
+            }),
+            host,
+        }
     }
 
-    /// Runs an application command or a driver input, then carries out what the session
-    /// produced. Events go to JavaScript after the driver is released, so a listener may
-    /// call back into the client.
-    pub(crate) fn step<R>(
-        driver: &Rc<RefCell<Self>>,
-        input: impl FnOnce(&mut Session, Timestamp) -> R,
-    ) -> R {
+    /// Runs an input, carries out the commands it produced, then reports its events.
+    pub(crate) fn step<R>(&self, input: impl FnOnce(&mut Driver, Timestamp) -> R) -> R {
         let result = {
-            let mut this = driver.borrow_mut();
-            let now = this.clock.now();
-            input(&mut this.session, now)
+            let mut driver = self.driver.borrow_mut();
+            let now = now();
+            let result = input(&mut driver, now);
+            driver.carry_out_commands(&self.host);
+            driver.arm_timer(&self.host, now);
+            result
         };
-        Self::after_input(driver);
+        self.report_events();
         result
     }
 
-    /// The part of every step that does not depend on the input: kept out of the generic
-    /// `step` so it exists once in the binary, not once per call site.
-    fn after_input(driver: &Rc<RefCell<Self>>) {
-        let (events, emitter, waiters) = {
-            let mut this = driver.borrow_mut();
-            this.carry_out_commands();
-            let events: Vec<Event> = std::iter::from_fn(|| this.session.poll_event()).collect();
-            this.arm_timer();
-            let waiters = if this.session.state().is_terminal() {
-                std::mem::take(&mut this.close_waiters)
-            } else {
-                Vec::new()
-            };
-            (events, this.emitter.clone(), waiters)
-        };
-        for event in events {
-            emitter.emit(event);
-        }
-        for resolve in waiters {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-    }
-
-    pub(crate) fn handle_socket(driver: &Rc<RefCell<Self>>, conn: ConnId, event: SocketEvent) {
-        Self::step(driver, |session, now| {
-            session.handle_socket(conn, event, now)
-        });
-    }
-
-    /// Registers `resolve` to be called once the session has stopped.
-    pub(crate) fn on_stopped(&mut self, resolve: Function) {
-        if self.session.state().is_terminal() {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        } else {
-            self.close_waiters.push(resolve);
-        }
-    }
-
-    pub(crate) fn state(&self) -> &State {
-        self.session.state()
-    }
-
-    fn carry_out_commands(&mut self) {
-        while let Some(command) = self.session.poll_command() {
-            match command {
-                Command::Open(open) => self.open(open),
-                Command::Send { conn, payload, .. } => {
-                    if let Some(socket) = self.socket_for(conn) {
-                        socket.send(payload);
-                    }
-                }
-                // Browsers cannot send Ping frames; the browser config never asks for one.
-                Command::Ping { .. } => {}
-                Command::Close { conn, code, reason } => {
-                    if let Some(socket) = self.socket_for(conn) {
-                        socket.close(code, &reason);
-                    }
-                }
-                Command::Abort { conn } => {
-                    if self
-                        .socket
-                        .as_ref()
-                        .is_some_and(|socket| socket.conn == conn)
-                    {
-                        self.socket = None; // dropping closes it
-                    }
-                }
+    /// Events one at a time, with the session released in between.
+    fn report_events(&self) {
+        loop {
+            let event = self.driver.borrow_mut().session.poll_event();
+            match event {
+                Some(event) => report(&self.host, event),
+                None => return,
             }
         }
-    }
-
-    fn socket_for(&self, conn: ConnId) -> Option<&Socket> {
-        self.socket.as_ref().filter(|socket| socket.conn == conn)
-    }
-
-    fn open(&mut self, open: OpenRequest) {
-        let Some(provider) = self.url_provider.clone() else {
-            self.open_socket(open.conn, &open.url);
-            return;
-        };
-        // Ask the page for a fresh URL first; the attempt's deadline still runs.
-        let driver = Weak::clone(&self.this);
-        let resume = self.resume.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let provided = provide_url(&provider).await;
-            let Some(driver) = driver.upgrade() else {
-                return;
-            };
-            match provided {
-                Ok(url) => {
-                    let url = resume.apply_to_url(&url, open.cursor);
-                    let current = driver.borrow().session.current_conn() == Some(open.conn);
-                    if current {
-                        driver.borrow_mut().open_socket(open.conn, &url);
-                    }
-                }
-                Err(detail) => {
-                    let ended =
-                        SocketEvent::Ended(resilient_ws_core::Disconnect::Abnormal { detail });
-                    Self::handle_socket(&driver, open.conn, ended);
-                }
-            }
-        });
-    }
-
-    fn open_socket(&mut self, conn: ConnId, url: &str) {
-        match Socket::open(conn, url, &self.protocols, Weak::clone(&self.this)) {
-            Ok(socket) => self.socket = Some(socket),
-            Err(error) => {
-                // The constructor threw (a malformed URL): report it from a fresh task, so
-                // the session is not re-entered from inside its own step.
-                let detail = error
-                    .as_string()
-                    .unwrap_or_else(|| "the browser refused to open the socket".into());
-                let driver = Weak::clone(&self.this);
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Some(driver) = driver.upgrade() {
-                        let ended =
-                            SocketEvent::Ended(resilient_ws_core::Disconnect::Abnormal { detail });
-                        Self::handle_socket(&driver, conn, ended);
-                    }
-                });
-            }
-        }
-    }
-
-    /// Keeps one browser timer on the session's next deadline.
-    fn arm_timer(&mut self) {
-        let Some((deadline, _)) = self.session.poll_timeout() else {
-            self.timer = None;
-            return;
-        };
-        if self
-            .timer
-            .as_ref()
-            .is_some_and(|(armed, _)| *armed == deadline)
-        {
-            return;
-        }
-        // Rounded up: a timer that fires a fraction early would find nothing due.
-        let wait = deadline.saturating_duration_since(self.clock.now());
-        let millis = u32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
-        let driver = Weak::clone(&self.this);
-        let timeout = Timeout::new(millis, move || {
-            if let Some(driver) = driver.upgrade() {
-                // Forget the fired timer so the next step arms a fresh one. (wasm-bindgen
-                // defers freeing a closure that is running, so dropping it here is safe.)
-                driver.borrow_mut().timer = None;
-                Self::step(&driver, |session, now| session.handle_timeout(now));
-            }
-        });
-        self.timer = Some((deadline, timeout));
     }
 }
 
-/// Calls the page's `urlProvider` and awaits its answer.
-async fn provide_url(provider: &Function) -> Result<String, String> {
-    let returned = provider
-        .call0(&JsValue::UNDEFINED)
-        .map_err(|_| "urlProvider threw".to_owned())?;
-    let value = JsFuture::from(Promise::resolve(&returned))
-        .await
-        .map_err(|_| "urlProvider rejected".to_owned())?;
-    value
-        .as_string()
-        .ok_or_else(|| "urlProvider must resolve to a URL string".to_owned())
+impl Driver {
+    /// The socket the host calls `conn`, when it is the current one or the one before.
+    pub(crate) fn socket(&self, conn: f64) -> Option<ConnId> {
+        self.sockets
+            .iter()
+            .flatten()
+            .copied()
+            .find(|id| id.get() as f64 == conn)
+    }
+
+    /// The cursor the current attempt resumes from.
+    pub(crate) fn resume_from(&self) -> Option<Cursor> {
+        self.resume_from
+    }
+
+    /// The host's timer fired.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = None;
+    }
+
+    fn carry_out_commands(&mut self, host: &Host) {
+        while let Some(command) = self.session.poll_command() {
+            match command {
+                Command::Open(open) => {
+                    self.sockets = [Some(open.conn), self.sockets[0]];
+                    self.resume_from = open.cursor;
+                    host.open(open.conn.get() as f64, &open.url);
+                }
+                Command::Send { conn, payload, .. } => match payload {
+                    Payload::Text(text) => host.send_text(conn.get() as f64, &text),
+                    Payload::Binary(bytes) => host.send_bytes(conn.get() as f64, &bytes),
+                },
+                // Browsers cannot send Ping frames; the browser settings never ask for one.
+                Command::Ping { .. } => {}
+                Command::Close { conn, code, reason } => {
+                    host.close(conn.get() as f64, code, &reason);
+                }
+                Command::Abort { conn } => host.abort(conn.get() as f64),
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, host: &Host, now: Timestamp) {
+        let Some((deadline, _)) = self.session.poll_timeout() else {
+            return; // an armed timer left over fires into a session with nothing due
+        };
+        if self.armed.is_some_and(|armed| armed <= deadline) {
+            return;
+        }
+        // Rounded up: a timer that fires a fraction early would find nothing due.
+        let wait = deadline.saturating_duration_since(now);
+        host.arm(wait.as_micros().div_ceil(1000) as f64);
+        self.armed = Some(deadline);
+    }
+}
+
+/// The page's clock as the session's time.
+fn now() -> Timestamp {
+    Timestamp::from_duration(duration_from_millis(performance_now().max(0.0)))
 }

@@ -147,10 +147,68 @@ enum Emitted {
     Other(String),
 }
 
-/// A `RawClient` with its emitted events recorded. The only place that knows the driver's
-/// constructor and `emit` signature.
+/// The browser half of the driver, as the package ships it.
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// What `readOptions` returns.
+    type Settings;
+    #[wasm_bindgen(js_name = readOptions, catch)]
+    fn read_options(url: &str, options: &JsValue) -> Result<Settings, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn numbers(this: &Settings) -> Vec<f64>;
+    #[wasm_bindgen(method, getter, js_name = cursorField)]
+    fn cursor_field(this: &Settings) -> Option<String>;
+    #[wasm_bindgen(method, getter, js_name = resumeParam)]
+    fn resume_param(this: &Settings) -> Option<String>;
+    #[wasm_bindgen(method, getter, js_name = heartbeatMessage)]
+    fn heartbeat_message(this: &Settings) -> Option<String>;
+
+    #[wasm_bindgen(js_name = sendError)]
+    fn send_error(outcome: u8, stats: &JsValue, settings: &Settings) -> JsValue;
+    #[wasm_bindgen(js_name = statsObject)]
+    fn stats_object(values: &[f64]) -> JsValue;
+
+    type BrowserHost;
+    #[wasm_bindgen(constructor)]
+    fn new(settings: &Settings, emit: &Function) -> BrowserHost;
+    #[wasm_bindgen(method)]
+    fn attach(this: &BrowserHost, raw: RawClient);
+}
+
+/// `RawClient::stats()` slots: the counters by name (host.js `STATS`), then the state and
+/// the last cursor.
+const STATS: [&str; 10] = [
+    "attempts",
+    "reconnects",
+    "staleInputs",
+    "replaysDropped",
+    "messagesDelivered",
+    "messagesSent",
+    "heartbeatTimeouts",
+    "queued",
+    "queuedBytes",
+    "consecutiveFailures",
+];
+const STATE_SLOT: usize = 10;
+const CURSOR_SLOT: usize = 11;
+const STATES: [&str; 7] = [
+    "idle",
+    "connecting",
+    "open",
+    "reconnecting",
+    "closing",
+    "closed",
+    "failed",
+];
+/// `RawClient::signal` inputs (host.js `SIGNAL`).
+const SIGNAL_ONLINE: u8 = 2;
+const SIGNAL_OFFLINE: u8 = 3;
+
+/// A `RawClient` driven by the package's `BrowserHost`, with the events it emitted
+/// recorded. The only place that knows how the two are put together.
 struct Client {
     raw: RawClient,
+    settings: Settings,
     log: Rc<RefCell<Vec<Emitted>>>,
     _emit: Closure<dyn FnMut(JsValue, JsValue, JsValue)>,
 }
@@ -182,9 +240,21 @@ impl Client {
             },
         );
         let function: Function = emit.as_ref().unchecked_ref::<Function>().clone();
-        let raw = RawClient::new(url, &options, function).map_err(JsValue::from)?;
+        let settings = read_options(url, &options)?;
+        let host = BrowserHost::new(&settings, &function);
+        let raw = RawClient::new(
+            url.into(),
+            &settings.numbers(),
+            settings.cursor_field(),
+            settings.resume_param(),
+            settings.heartbeat_message(),
+            host.clone().unchecked_into(),
+        )
+        .map_err(JsValue::from)?;
+        host.attach(raw.handle());
         Ok(Self {
             raw,
+            settings,
             log,
             _emit: emit,
         })
@@ -196,13 +266,38 @@ impl Client {
     }
 
     fn state(&self) -> String {
-        self.raw.state()
+        let code = self.raw.stats()[STATE_SLOT] as usize;
+        STATES[code].to_owned()
+    }
+
+    /// WebSocket's readyState, as `ResilientWebSocket` derives it.
+    fn ready_state(&self) -> u8 {
+        match self.state().as_str() {
+            "open" => 1,
+            "closing" => 2,
+            "closed" | "failed" => 3,
+            _ => 0,
+        }
+    }
+
+    fn last_cursor(&self) -> Option<f64> {
+        Some(self.raw.stats()[CURSOR_SLOT]).filter(|cursor| !cursor.is_nan())
+    }
+
+    fn set_online(&self, online: bool) {
+        self.raw.signal(if online {
+            SIGNAL_ONLINE
+        } else {
+            SIGNAL_OFFLINE
+        });
     }
 
     fn stat(&self, name: &str) -> f64 {
-        get(&self.raw.stats(), name)
-            .as_f64()
-            .unwrap_or_else(|| panic!("stats has no number '{name}'"))
+        let slot = STATS
+            .iter()
+            .position(|known| *known == name)
+            .unwrap_or_else(|| panic!("stats has no number '{name}'"));
+        self.raw.stats()[slot]
     }
 
     fn events(&self) -> Vec<Emitted> {
@@ -249,14 +344,12 @@ impl Client {
         let lifecycle = self.lifecycle_since(0);
         let tail = &lifecycle[lifecycle.len().saturating_sub(12)..];
         format!(
-            "state {}, readyState {}, {} messages (last cursor {:?}), stats {}, events {:?}",
+            "state {}, readyState {}, {} messages (last cursor {:?}), stats {:?}, events {:?}",
             self.state(),
-            self.raw.ready_state(),
+            self.ready_state(),
             self.cursors().len(),
-            self.raw.last_cursor(),
-            JSON::stringify(&self.raw.stats())
-                .map(String::from)
-                .unwrap_or_default(),
+            self.last_cursor(),
+            self.raw.stats(),
             tail,
         )
     }
@@ -278,7 +371,7 @@ impl Client {
     async fn wait_open(&self) {
         self.wait_for("the client to open", 5_000.0, |c| c.state() == "open")
             .await;
-        assert_eq!(self.raw.ready_state(), 1, "open means readyState 1");
+        assert_eq!(self.ready_state(), 1, "open means readyState 1");
     }
 
     async fn wait_messages(&self, at_least: usize) {
@@ -289,13 +382,13 @@ impl Client {
     }
 
     async fn close(&self) {
-        let pending = self
-            .raw
-            .close(1000, "test done")
-            .unwrap_or_else(|error| panic!("close threw: {}", message(&JsValue::from(error))));
-        if let Err(error) = within(3_000, pending, "close() to resolve").await {
-            panic!("{}: {}", message(&error), self.describe());
-        }
+        assert_eq!(
+            self.raw.close(1000, "test done"),
+            0,
+            "close(1000) is allowed"
+        );
+        self.wait_for("close() to finish", 3_000.0, |c| c.ready_state() == 3)
+            .await;
     }
 }
 
@@ -362,16 +455,19 @@ async fn a_full_queue_throws_an_error_that_names_it() {
         .wait_for("the first attempt", 3_000.0, |c| c.stat("attempts") >= 1.0)
         .await;
     for text in ["one", "two"] {
-        client
-            .raw
-            .send_text(text.into())
-            .unwrap_or_else(|error| panic!("queued send threw: {}", message(&error.into())));
+        assert_eq!(client.raw.send_text(text.into()), 0, "'{text}' is queued");
     }
-    let error: JsValue = client
-        .raw
-        .send_text("three".into())
-        .expect_err("a third send into a queue of 2 must throw")
-        .into();
+    let refused = client.raw.send_text("three".into());
+    assert_eq!(
+        refused, 1,
+        "a third send into a queue of 2 is refused as full"
+    );
+    // The Error the package throws for it (ResilientWebSocket.send throws this).
+    let error = send_error(
+        refused,
+        &stats_object(&client.raw.stats()),
+        &client.settings,
+    );
     assert!(
         error.is_instance_of::<Error>(),
         "thrown value must be an Error, got {error:?}"
@@ -427,9 +523,9 @@ async fn receives_the_feed_with_increasing_cursors() {
     }
     let last = *cursors.last().expect("messages arrived");
     assert!(
-        client.raw.last_cursor().is_some_and(|c| c as u64 >= last),
+        client.last_cursor().is_some_and(|c| c as u64 >= last),
         "lastCursor {:?} must be at least {last}",
-        client.raw.last_cursor()
+        client.last_cursor()
     );
     client.close().await;
 }
@@ -473,7 +569,7 @@ async fn close_resolves_and_the_state_becomes_closed() {
     client.wait_open().await;
     client.close().await;
     assert_eq!(client.state(), "closed", "{}", client.describe());
-    assert_eq!(client.raw.ready_state(), 3);
+    assert_eq!(client.ready_state(), 3);
     assert_eq!(client.count(&Emitted::Other("close".into())), 1);
     // Closed stays closed: no new attempt, no event.
     let attempts = client.stat("attempts");
@@ -495,8 +591,8 @@ async fn a_late_close_from_an_abandoned_socket_does_not_touch_the_new_session() 
     // Abandon the socket and start another at once, a few times: each abandoned socket's
     // close event arrives while its successor is connecting or open.
     for pause in [0, 5, 30] {
-        client.raw.set_online(false);
-        client.raw.set_online(true);
+        client.set_online(false);
+        client.set_online(true);
         let state = client.state();
         assert!(
             state == "connecting" || state == "open",
@@ -535,8 +631,8 @@ async fn offline_means_ready_state_0_and_no_socket() {
     let live_while_open = server_stat("live_connections").await;
     assert!(live_while_open >= 1.0, "the server sees no live connection");
 
-    client.raw.set_online(false);
-    assert_eq!(client.raw.ready_state(), 0, "{}", client.describe());
+    client.set_online(false);
+    assert_eq!(client.ready_state(), 0, "{}", client.describe());
     assert_eq!(client.state(), "reconnecting", "{}", client.describe());
     let start = now_ms();
     while server_stat("live_connections").await >= live_while_open {
@@ -555,10 +651,10 @@ async fn offline_means_ready_state_0_and_no_socket() {
         accepted,
         "no socket may be opened while offline"
     );
-    assert_eq!(client.raw.ready_state(), 0);
+    assert_eq!(client.ready_state(), 0);
     assert_eq!(client.event_count(), events, "{}", client.describe());
 
-    client.raw.set_online(true);
+    client.set_online(true);
     client.wait_open().await;
     client.close().await;
 }

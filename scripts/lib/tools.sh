@@ -36,3 +36,17 @@ ensure_chromium() {
     fi
   fi
 }
+
+# The nightly that builds the npm package: only it can rebuild core and alloc with panics
+# that abort on the spot (-Zbuild-std, -Cpanic=immediate-abort), which keeps every panic
+# message and the formatting code behind them out of the .wasm. Pinned, so the size
+# measured is the size shipped. Everything else builds on stable.
+PACKAGE_TOOLCHAIN=nightly-2026-10-30
+ensure_package_toolchain() {
+  if ! rustup run "$PACKAGE_TOOLCHAIN" rustc --version >/dev/null 2>&1 \
+    || ! rustup component list --toolchain "$PACKAGE_TOOLCHAIN" --installed | grep -q '^rust-src' \
+    || ! rustup target list --toolchain "$PACKAGE_TOOLCHAIN" --installed | grep -qx wasm32-unknown-unknown; then
+    rustup toolchain install "$PACKAGE_TOOLCHAIN" --profile minimal \
+      --component rust-src --target wasm32-unknown-unknown
+  fi
+}
