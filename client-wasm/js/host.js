@@ -15,12 +15,19 @@ export const CURSOR_SLOT = 11;
 /** RawClient.signal's inputs (client.rs, `signal`). */
 export const SIGNAL = { start: 0, reconnect: 1, online: 2, offline: 3, checkLiveness: 4, timeout: 5 };
 
-/** Slots of the settings array (settings.rs, `slot`). */
-const SLOT = {
-  seedHigh: 0, seedLow: 1, maxFailures: 2, connectTimeoutMs: 3, stabilityWindowMs: 4,
-  closeTimeoutMs: 5, backoffInitialMs: 6, backoffMaxMs: 7, backoffMultiplier: 8, heartbeat: 9,
-  heartbeatIntervalMs: 10, heartbeatTimeoutMs: 11, queueMaxMessages: 12, queueMaxBytes: 13,
-};
+/** Slots of the settings array (settings.rs, `slot`) that are not options. */
+const SLOT = { seedHigh: 0, seedLow: 1, maxFailures: 2, heartbeat: 9, queueMaxBytes: 13 };
+
+/**
+ * The numeric options: [slot in the settings array (settings.rs, `slot`), option path,
+ * must be whole, may be zero].
+ */
+const NUMBERS = [
+  [2, 'maxFailures', true], [3, 'connectTimeoutMs'], [4, 'stabilityWindowMs', false, true],
+  [5, 'closeTimeoutMs'], [6, 'backoff.initialMs'], [7, 'backoff.maxMs', false, true],
+  [8, 'backoff.multiplier', false, true], [10, 'heartbeat.intervalMs'], [11, 'heartbeat.timeoutMs'],
+  [12, 'queue.maxMessages', true], [13, 'queue.maxBytes', true],
+];
 
 /** Slots of the fields RawClient reports a state change with (report.rs, `field`). */
 const FIELD = { state: 0, attempt: 1, delayMs: 2, reason: 3, disconnect: 4, code: 5, failure: 6, failureCount: 7 };
@@ -34,93 +41,64 @@ const REASONS = ['connect requested', 'handshake complete', null, 'backoff elaps
  */
 export function readOptions(url, options) {
   if (!/^wss?:\/\//i.test(url)) throw new SyntaxError('resilient-ws: the URL must start with ws:// or wss://');
-  const numbers = new Float64Array(14).fill(NaN);
-  const settings = { numbers, cursorField: undefined, resumeParam: undefined, heartbeatMessage: undefined, protocols: [], urlProvider: undefined };
-  if (options === undefined || options === null) options = {};
+  options ??= {};
   if (typeof options !== 'object') throw new TypeError('resilient-ws: options must be an object');
+  const numbers = new Float64Array(14).fill(NaN);
+  const fail = (path, what) => { throw new TypeError(`resilient-ws: options.${path} must be ${what}`); };
+  const read = (path, type) => {
+    const [outer, inner] = path.split('.');
+    let from = options;
+    if (inner) {
+      from = options[outer] ?? {};
+      if (typeof from !== 'object') fail(outer, 'an object');
+    }
+    const value = from[inner ?? outer];
+    if (value !== undefined && typeof value !== type) fail(path, `a ${type}`);
+    return value;
+  };
 
-  settings.cursorField = string(options, 'cursorField');
-  settings.resumeParam = string(options, 'resumeParam');
-  if (options.maxFailures === null) numbers[SLOT.maxFailures] = Infinity;
-  else number(numbers, SLOT.maxFailures, options, 'maxFailures', true);
-  number(numbers, SLOT.connectTimeoutMs, options, 'connectTimeoutMs');
-  number(numbers, SLOT.stabilityWindowMs, options, 'stabilityWindowMs');
-  number(numbers, SLOT.closeTimeoutMs, options, 'closeTimeoutMs');
-  const backoff = object(options, 'backoff');
-  number(numbers, SLOT.backoffInitialMs, backoff, 'backoff.initialMs');
-  number(numbers, SLOT.backoffMaxMs, backoff, 'backoff.maxMs');
-  number(numbers, SLOT.backoffMultiplier, backoff, 'backoff.multiplier');
-  const heartbeat = object(options, 'heartbeat');
-  if (options.heartbeat) {
-    numbers[SLOT.heartbeat] = 1;
-    number(numbers, SLOT.heartbeatIntervalMs, heartbeat, 'heartbeat.intervalMs');
-    number(numbers, SLOT.heartbeatTimeoutMs, heartbeat, 'heartbeat.timeoutMs');
-    settings.heartbeatMessage = string(heartbeat, 'heartbeat.message');
+  for (const [slot, path, whole, zeroAllowed] of NUMBERS) {
+    const value = path === 'maxFailures' && options.maxFailures === null ? Infinity : read(path, 'number');
+    if (value === undefined || value === Infinity) {
+      numbers[slot] = value ?? NaN;
+    } else if (!(value >= 0 && value < Infinity)) {
+      fail(path, 'a non-negative number');
+    } else if (whole && !Number.isInteger(value)) {
+      fail(path, 'a whole number');
+    } else if (!zeroAllowed && value === 0) {
+      fail(path, 'greater than zero');
+    } else {
+      numbers[slot] = value;
+    }
   }
-  const queue = object(options, 'queue');
-  number(numbers, SLOT.queueMaxMessages, queue, 'queue.maxMessages', true);
-  number(numbers, SLOT.queueMaxBytes, queue, 'queue.maxBytes', true);
+  const [, , initial, max, multiplier] = numbers.subarray(4, 9);
+  if ((initial || 250) > (Number.isNaN(max) ? 30_000 : max)) fail('backoff.maxMs', 'at least options.backoff.initialMs');
+  if (multiplier < 1) fail('backoff.multiplier', 'at least 1');
+  if (options.heartbeat) numbers[SLOT.heartbeat] = 1;
 
-  for (const [slot, name] of [[SLOT.maxFailures, 'maxFailures'], [SLOT.connectTimeoutMs, 'connectTimeoutMs'],
-    [SLOT.closeTimeoutMs, 'closeTimeoutMs'], [SLOT.backoffInitialMs, 'backoff.initialMs'],
-    [SLOT.heartbeatIntervalMs, 'heartbeat.intervalMs'], [SLOT.heartbeatTimeoutMs, 'heartbeat.timeoutMs'],
-    [SLOT.queueMaxMessages, 'queue.maxMessages'], [SLOT.queueMaxBytes, 'queue.maxBytes']]) {
-    if (numbers[slot] === 0) throw new RangeError(`resilient-ws: options.${name} must be greater than zero`);
-  }
-  const initial = numbers[SLOT.backoffInitialMs];
-  const max = numbers[SLOT.backoffMaxMs];
-  if ((Number.isNaN(initial) ? 250 : initial) > (Number.isNaN(max) ? 30_000 : max)) {
-    throw new RangeError('resilient-ws: options.backoff.maxMs must be at least options.backoff.initialMs');
-  }
-  if (numbers[SLOT.backoffMultiplier] < 1) throw new RangeError('resilient-ws: options.backoff.multiplier must be at least 1');
+  const protocols = options.protocols ?? [];
+  if (!Array.isArray(protocols) || !protocols.every((p) => typeof p === 'string')) fail('protocols', 'an array of strings');
+  const urlProvider = read('urlProvider', 'function');
 
-  const { protocols, urlProvider } = options;
-  if (protocols !== undefined) {
-    if (!Array.isArray(protocols)) throw new TypeError('resilient-ws: options.protocols must be an array of strings');
-    if (!protocols.every((p) => typeof p === 'string')) throw new TypeError('resilient-ws: options.protocols must hold strings');
-    settings.protocols = [...protocols];
-  }
-  if (urlProvider !== undefined) {
-    if (typeof urlProvider !== 'function') throw new TypeError('resilient-ws: options.urlProvider must be a function returning a URL');
-    settings.urlProvider = urlProvider;
-  }
-
-  let seed = options.seed;
+  const seed = read('seed', 'number');
   if (seed === undefined) {
-    const words = crypto.getRandomValues(new Uint32Array(2));
-    numbers[SLOT.seedHigh] = words[0];
-    numbers[SLOT.seedLow] = words[1];
+    const [high, low] = crypto.getRandomValues(new Uint32Array(2));
+    numbers[SLOT.seedHigh] = high;
+    numbers[SLOT.seedLow] = low;
+  } else if (!Number.isSafeInteger(seed) || seed < 0) {
+    fail('seed', 'a whole number');
   } else {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new TypeError('resilient-ws: options.seed must be a whole number');
     numbers[SLOT.seedHigh] = Math.floor(seed / 2 ** 32);
     numbers[SLOT.seedLow] = seed % 2 ** 32;
   }
-  return settings;
-}
-
-function leaf(name) { return name.slice(name.lastIndexOf('.') + 1); }
-
-function string(from, name) {
-  const value = from[leaf(name)];
-  if (value === undefined || typeof value === 'string') return value;
-  throw new TypeError(`resilient-ws: options.${name} must be a string`);
-}
-
-function object(from, name) {
-  const value = from[name];
-  if (value === undefined || value === null) return {};
-  if (typeof value === 'object') return value;
-  throw new TypeError(`resilient-ws: options.${name} must be an object`);
-}
-
-function number(numbers, slot, from, name, whole = false) {
-  const value = from[leaf(name)];
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`resilient-ws: options.${name} must be a non-negative number`);
-  }
-  if (whole && !Number.isInteger(value)) throw new TypeError(`resilient-ws: options.${name} must be a whole number`);
-  numbers[slot] = value;
+  return {
+    numbers,
+    cursorField: read('cursorField', 'string'),
+    resumeParam: read('resumeParam', 'string'),
+    heartbeatMessage: options.heartbeat ? read('heartbeat.message', 'string') : undefined,
+    protocols: [...protocols],
+    urlProvider,
+  };
 }
 
 /** RawClient.stats() as an object. */
