@@ -1,26 +1,29 @@
-// Browser benchmarks of resilient-ws (issue "Benchmarks", item 7), run by
-// ./scripts/bench-browser.sh:
+// Browser benchmarks of resilient-ws (issue "Benchmarks", item 7), run by ./scripts/bench.sh
+// (after the native suites, into the same BENCHMARKS.md) or alone by ./scripts/bench-browser.sh:
 //
 //   7.  receive throughput in headless Chromium, one page, one feed-server (--rate 0): the wasm
 //       client vs the browser's WebSocket vs reconnecting-websocket, JSON.parse per message in
 //       all, N messages each, alternating rounds, medians; with the CPU time per message of the
 //       renderer's main thread, of all of Chromium and of the server (/proc schedstat);
-//   7a. models of resilient-ws's per-message costs on a plain WebSocket (re-dispatch, string
-//       copies, microtask hop), in the same rounds, to say where its time goes;
+//   7a. models of resilient-ws's per-message JS costs on a plain WebSocket (the re-dispatch as a
+//       new MessageEvent, the copy of the string into wasm memory), in the same rounds, to say
+//       where its time goes;
 //   7b. a V8 CPU profile of one run of the WebSocket and of resilient-ws;
-//   7c. bundle sizes (esbuild: ESM, browser, minified; gzip -9) of resilient-ws (wrapper + glue
-//       minified, plus the .wasm) vs reconnecting-websocket, partysocket, socket.io-client and
-//       centrifuge.
+//   7c. bundle sizes (minified, gzip -9) of resilient-ws (as scripts/bundle-size.mjs measures
+//       it for the size budget) vs reconnecting-websocket, partysocket, socket.io-client and
+//       centrifuge (esbuild: ESM, browser, minified).
 //
 //   node bench/browser/run.mjs [--messages N] [--repeats R] [--model-repeats R] [--budget S]
-//                              [--quiet-wait S] [--warmup N] [--out FILE] [--no-models] [--no-profile] [--quick]
+//                              [--quiet-wait S] [--warmup N] [--out FILE] [--section FILE]
+//                              [--no-models] [--no-profile] [--quick]
 //
-// Prints the tables and writes them (with the machine, command and date) to FILE (default
-// BENCHMARKS-browser.md). Environment: FEED_SERVER (a release feed-server binary), PKG_DIR (the
+// Prints the tables; --out FILE also writes them as a report of their own (machine, command,
+// date), --section FILE as a section for BENCHMARKS.md (./scripts/bench.sh puts it after the
+// native suites, under their header). Environment: FEED_SERVER (a release feed-server binary), PKG_DIR (the
 // built package), PKG_NAMED_DIR (optional: the same build with wasm function names, profiled
 // instead), CHROMIUM. Nothing is asserted; figures are printed.
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -28,6 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
+import { BUDGET_BYTES, packageSize } from '../../scripts/bundle-size.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');
@@ -63,7 +67,8 @@ function track(child) {
 const PROFILE_MESSAGES = 30_000;
 
 const USAGE = `usage: node bench/browser/run.mjs [--messages N] [--repeats R] [--model-repeats R] [--budget S]
-                                  [--quiet-wait S] [--warmup N] [--out FILE] [--no-models] [--no-profile] [--quick]
+                                  [--quiet-wait S] [--warmup N] [--out FILE] [--section FILE]
+                                  [--no-models] [--no-profile] [--quick]
   --messages N   messages per throughput run (default 30000: ~1.5 s a run at ~20k msg/s)
   --repeats R    runs per client, alternating, median reported (default 7)
   --model-repeats R  runs per model (7a), in the first R rounds (default 3)
@@ -72,13 +77,15 @@ const USAGE = `usage: node bench/browser/run.mjs [--messages N] [--repeats R] [-
   --quiet-wait S first wait up to S seconds for the machine to be under 15% busy (default 0;
                  on a shared machine other jobs move the figures by tens of percent)
   --warmup N     messages of one untimed run per client first (default 5000)
-  --out FILE     where to write the report (default BENCHMARKS-browser.md)
+  --out FILE     also write the tables to FILE as a report (machine, command, date)
+  --section FILE also write them to FILE as a section of BENCHMARKS.md (no header of its own:
+                 ./scripts/bench.sh adds it after the native suites)
   --no-models    skip the overhead models (a plain WebSocket + one of resilient-ws's costs each)
   --no-profile   skip the CPU profile of one resilient-ws run
   --quick        10000 messages, 1 run: a smoke run (~20 s)`;
 
 function parseArgs(argv) {
-  const options = { messages: 30_000, repeats: 7, modelRepeats: 3, budget: 75, quietWait: 0, warmup: 5_000, out: 'BENCHMARKS-browser.md', models: true, profile: true, quick: false };
+  const options = { messages: 30_000, repeats: 7, modelRepeats: 3, budget: 75, quietWait: 0, warmup: 5_000, out: null, section: null, models: true, profile: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -100,6 +107,7 @@ function parseArgs(argv) {
       case '--budget': options.budget = count(1); break;
       case '--quiet-wait': options.quietWait = count(0); break;
       case '--out': options.out = value(); break;
+      case '--section': options.section = value(); break;
       case '--no-models': options.models = false; break;
       case '--no-profile': options.profile = false; break;
       case '--quick': Object.assign(options, { quick: true, messages: 10_000, repeats: 1, modelRepeats: 1, warmup: 2_000 }); break;
@@ -155,6 +163,15 @@ function table({ title, what, columns, rows, notes = [] }) {
   return out;
 }
 
+/** The software this runner adds to the machine's description. */
+function software(chromiumVersion) {
+  return [
+    ['browser', `headless Chromium ${chromiumVersion} (${CHROMIUM}, driven over the DevTools protocol on a pipe)`],
+    ['Node', process.version],
+    ['esbuild', esbuild.version],
+  ];
+}
+
 function machine(chromiumVersion) {
   const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
   return [
@@ -162,22 +179,52 @@ function machine(chromiumVersion) {
     ['cores (`nproc`)', String(os.availableParallelism())],
     ['memory', `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`],
     ['OS', `${os.type()} ${os.release()}`],
-    ['browser', `headless Chromium ${chromiumVersion} (${CHROMIUM}, driven over the DevTools protocol on a pipe)`],
-    ['Node', process.version],
-    ['esbuild', esbuild.version],
+    ...software(chromiumVersion),
   ];
+}
+
+const SETUP = 'Measured in one headless Chromium page against one feed-server on 127.0.0.1, all clients in the same run.';
+const QUICK_NOTE = ' (quick: scaled down, figures are indicative only)';
+
+/** The tables as a report of their own: title, command, date, machine. */
+function standaloneReport(options, command, chromiumVersion, tables) {
+  return [
+    '# resilient-ws browser benchmarks',
+    '',
+    `Generated by \`${command}\` on ${utcDate(new Date())}${options.quick ? QUICK_NOTE : ''}; the program is bench/browser/run.mjs.`,
+    '',
+    `${SETUP} Benchmarks print figures; nothing here is asserted.`,
+    '',
+    '| machine | |',
+    '|---|---|',
+    ...machine(chromiumVersion).map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+    ...tables,
+  ].join('\n');
+}
+
+/** The tables as the browser section of BENCHMARKS.md, whose header (machine, command, date) is the native suites'. */
+function sectionReport(options, chromiumVersion, tables) {
+  const setup = software(chromiumVersion).map(([k, v]) => `${k}: ${v}`).join('; ');
+  return [
+    '## Browser',
+    '',
+    `By bench/browser/run.mjs${options.quick ? QUICK_NOTE : ''}. ${SETUP} ${setup}.`,
+    '',
+    ...tables,
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
 // 7c. Bundle sizes.
 
-const BUNDLES = [
-  { name: 'resilient-ws', imports: '`init`, `ResilientWebSocket`', entry: () => `export { default as init, ResilientWebSocket } from ${JSON.stringify(join(PKG_DIR, 'resilient-ws.js'))};`, wasm: () => join(PKG_DIR, 'resilient_ws_wasm_bg.wasm') },
-  { name: 'reconnecting-websocket', imports: '`ReconnectingWebSocket` (default)', entry: () => "export { default as ReconnectingWebSocket } from 'reconnecting-websocket';" },
-  { name: 'partysocket', imports: '`PartySocket` (default)', entry: () => "export { default as PartySocket } from 'partysocket';" },
-  { name: 'partysocket/ws', imports: '`WebSocket` (its reconnecting WebSocket alone)', entry: () => "export { default as WebSocket } from 'partysocket/ws';" },
-  { name: 'socket.io-client', imports: '`io`', entry: () => "export { io } from 'socket.io-client';" },
-  { name: 'centrifuge', imports: '`Centrifuge`', entry: () => "export { Centrifuge } from 'centrifuge';" },
+/** The JS peers, each bundled from a one-line entry re-exporting its main class. */
+const PEERS = [
+  { name: 'reconnecting-websocket', imports: '`ReconnectingWebSocket` (default)', entry: "export { default as ReconnectingWebSocket } from 'reconnecting-websocket';" },
+  { name: 'partysocket', imports: '`PartySocket` (default)', entry: "export { default as PartySocket } from 'partysocket';" },
+  { name: 'partysocket/ws', imports: '`WebSocket` (its reconnecting WebSocket alone)', entry: "export { default as WebSocket } from 'partysocket/ws';" },
+  { name: 'socket.io-client', imports: '`io`', entry: "export { io } from 'socket.io-client';" },
+  { name: 'centrifuge', imports: '`Centrifuge`', entry: "export { Centrifuge } from 'centrifuge';" },
 ];
 
 function packageVersion(name) {
@@ -186,11 +233,19 @@ function packageVersion(name) {
   return JSON.parse(readFileSync(join(REPO, 'node_modules', base, 'package.json'), 'utf8')).version;
 }
 
+/**
+ * resilient-ws as scripts/bundle-size.mjs measures it for the size budget (the .wasm gzip, plus
+ * the package entry bundled and minified by esbuild, gzip), then each peer.
+ */
 async function bundleSizes() {
-  const results = [];
-  for (const bundle of BUNDLES) {
+  const ours = await packageSize(PKG_DIR);
+  const results = [{
+    name: 'resilient-ws', version: packageVersion('resilient-ws'), imports: 'the package entry (`resilient-ws.js`)',
+    jsMin: NaN, jsGzip: ours.js, wasmBytes: statSync(join(PKG_DIR, 'resilient_ws_wasm_bg.wasm')).size, wasmGzip: ours.wasm, totalGzip: ours.total,
+  }];
+  for (const peer of PEERS) {
     const built = await esbuild.build({
-      stdin: { contents: bundle.entry(), resolveDir: REPO, sourcefile: `${bundle.name}-entry.js`, loader: 'js' },
+      stdin: { contents: peer.entry, resolveDir: REPO, sourcefile: `${peer.name}-entry.js`, loader: 'js' },
       bundle: true,
       minify: true,
       format: 'esm',
@@ -201,30 +256,24 @@ async function bundleSizes() {
       logLevel: 'silent',
     });
     const js = built.outputFiles[0].contents;
-    const result = { ...bundle, version: packageVersion(bundle.name), jsMin: js.length, jsGzip: gzipSync(js, { level: 9 }).length, wasmBytes: 0, wasmGzip: 0 };
-    if (bundle.wasm) {
-      const wasm = readFileSync(bundle.wasm());
-      result.wasmBytes = wasm.length;
-      result.wasmGzip = gzipSync(wasm, { level: 9 }).length;
-    }
-    result.totalMin = result.jsMin + result.wasmBytes;
-    result.totalGzip = result.jsGzip + result.wasmGzip;
-    results.push(result);
+    const jsGzip = gzipSync(js, { level: 9 }).length;
+    results.push({ ...peer, version: packageVersion(peer.name), jsMin: js.length, jsGzip, wasmBytes: 0, wasmGzip: 0, totalGzip: jsGzip });
   }
   return results;
 }
 
 function sizeTable(sizes) {
   const ours = sizes.find((s) => s.name === 'resilient-ws');
+  const orDash = (value) => (Number.isFinite(value) && value > 0 ? bytes(value) : '-');
   return table({
     title: '7c. Bundle sizes',
-    what: 'Each library bundled by esbuild from a one-line entry re-exporting its main class (ESM, platform browser, `minify`, no legal comments, `process.env.NODE_ENV` = "production"), in bytes; gzip = Node\'s zlib at level 9. resilient-ws = its wrapper and wasm-bindgen glue bundled the same way, plus the `.wasm` (as built by `./scripts/build-wasm.sh`), each gzipped on its own and summed (they are two requests).',
-    columns: ['library', 'version', 'imports', 'JS minified', 'wasm', 'total minified', 'total gzip', 'gzip ÷ resilient-ws'],
+    what: 'What a page downloads, in bytes; gzip = Node\'s zlib at level 9. resilient-ws is measured by scripts/bundle-size.mjs, as its size budget is: the `.wasm` as built by `./scripts/build-wasm.sh` (after wasm-opt) gzipped, plus the package entry `resilient-ws.js` bundled with everything it imports (host.js, the wasm-bindgen glue) and minified by esbuild, gzipped (two requests, each gzipped on its own). Each peer is bundled by esbuild from a one-line entry re-exporting its main class (ESM, platform browser, `minify`, no legal comments, `process.env.NODE_ENV` = "production"), then gzipped.',
+    columns: ['library', 'version', 'imports', 'JS minified', 'JS gzip', 'wasm', 'wasm gzip', 'total gzip', 'gzip ÷ resilient-ws'],
     rows: sizes.map((s) => [
-      s.name, s.version, s.imports, bytes(s.jsMin), s.wasmBytes ? bytes(s.wasmBytes) : '-', bytes(s.totalMin), bytes(s.totalGzip), ratio(s.totalGzip / ours.totalGzip),
+      s.name, s.version, s.imports, orDash(s.jsMin), bytes(s.jsGzip), orDash(s.wasmBytes), orDash(s.wasmGzip), bytes(s.totalGzip), ratio(s.totalGzip / ours.totalGzip),
     ]),
     notes: [
-      `resilient-ws split: JS ${bytes(ours.jsMin)} minified / ${bytes(ours.jsGzip)} gzip, wasm ${bytes(ours.wasmBytes)} / ${bytes(ours.wasmGzip)} gzip`,
+      `resilient-ws: ${bytes(ours.totalGzip)} gzip against its budget of ${bytes(BUDGET_BYTES)} (tests/browser/size.test.mjs); bundle-size.mjs reports the minified JS only gzipped, hence the dash`,
     ],
   });
 }
@@ -248,7 +297,7 @@ async function buildPage(dir) {
 
 async function startFeedServer(args) {
   if (!existsSync(FEED_SERVER)) {
-    throw new Error(`${FEED_SERVER} is missing: run ./scripts/bench-browser.sh (or cargo build --release -p resilient-ws-examples --bin feed-server)`);
+    throw new Error(`${FEED_SERVER} is missing: run ./scripts/bench.sh or ./scripts/bench-browser.sh (or cargo build --release -p resilient-ws-examples --bin feed-server)`);
   }
   const child = track(spawn(FEED_SERVER, ['--listen', '127.0.0.1:0', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = [];
@@ -494,9 +543,8 @@ const MAIN = [
 ];
 const MODELS = [
   { id: 'model-dispatch', kind: 'model-dispatch', label: '+ re-dispatch: a new `MessageEvent` on an `EventTarget` (+ `on<type>` lookup)' },
-  { id: 'model-copies', kind: 'model-copies', label: '+ string copies: JS string → UTF-8 in a memory buffer → `TextDecoder` string' },
-  { id: 'model-microtask', kind: 'model-microtask', label: '+ a `queueMicrotask` hop per message (the reader task\'s wake-up)' },
-  { id: 'model-all', kind: 'model-all', label: '+ all three (the JS side of resilient-ws\'s path, no wasm work)' },
+  { id: 'model-copy', kind: 'model-copy', label: '+ one copy in: the JS string → UTF-8 in a memory buffer (no copy back out)' },
+  { id: 'model-both', kind: 'model-both', label: '+ both (the JS side of resilient-ws\'s path, no wasm work, no JS↔wasm calls)' },
 ];
 
 async function gc(page) {
@@ -616,14 +664,14 @@ function throughputTables(figures, options, profile) {
     }
     const extra = (id) => figures.get(id).pairedRenderer;
     const total = extra('resilient-ws');
-    const all = extra('model-all');
+    const both = extra('model-both');
     tables.push(table({
       title: '7a. Where resilient-ws\'s time goes: models',
-      what: `The first ${figures.modelRounds} rounds of the runs above (alternating with the clients; medians of ${figures.modelRounds}): a plain browser WebSocket whose messages go through one of the things resilient-ws does per message before reaching the same listener, modelled in JS on the page. The wrapper re-dispatches each message as a new \`MessageEvent\` (resilient-ws.js \`#emit\`); wasm-bindgen copies the string into wasm memory (gloo-net's \`onmessage\` reading \`event.data\`) and out again (\`emit\`); the reader task runs in a microtask after each message (wasm-bindgen-futures). What resilient-ws costs beyond "all three" is the work in wasm (gloo-net's channel, the driver, the session) and the JS↔wasm calls themselves. Compare the CPU columns: the throughput of these rows is as noisy as above. + ns/msg = the median over rounds of (this row − the baseline in the same round).`,
+      what: `The first ${figures.modelRounds} rounds of the runs above (alternating with the clients; medians of ${figures.modelRounds}): a plain browser WebSocket whose messages go through one of the things resilient-ws does per message before reaching the same listener, modelled in JS on the page. Per message, resilient-ws's host (host.js \`BrowserHost\`) hands the string to the session in wasm (\`raw.text(conn, data)\`: wasm-bindgen's glue copies it into wasm memory as UTF-8, the one copy); the session answers with \`host.message(cursor)\`, and the host re-dispatches the original string, never copied back out, as a new \`MessageEvent\` (resilient-ws.js \`#emit\`: \`dispatchEvent\`, then \`onmessage\`). No microtask, channel or task runs per message. What resilient-ws costs beyond "both" is the session's work in wasm (its bookkeeping, the cursor scan with \`cursorField\`, the allocation and free of the copy) and the calls between JS and wasm (\`raw.text\` in; \`performance.now()\`, the session's clock, and \`host.message\` out). Compare the CPU columns: the throughput of these rows is as noisy as above. + ns/msg = the median over rounds of (this row − the baseline in the same round).`,
       columns: ['path', 'msg/s', 'ratio', 'renderer main thread CPU ns/msg', '+ ns/msg (paired)'],
       rows: rowsModel,
       notes: [
-        `of resilient-ws's ${plus(total)} ns/msg on the renderer's main thread, the JS-side model ("all three") accounts for ${plus(all)} (re-dispatch ${plus(extra('model-dispatch'))}, copies ${plus(extra('model-copies'))}, microtask ${plus(extra('model-microtask'))}); ${total >= all ? `the remaining ${plus(total - all)} ns/msg is wasm work and crossings` : `more than all of it: the models overshoot by ${(all - total).toFixed(0)} ns/msg`}`,
+        `of resilient-ws's ${plus(total)} ns/msg on the renderer's main thread, the JS-side model ("both") accounts for ${plus(both)} (re-dispatch ${plus(extra('model-dispatch'))}, copy in ${plus(extra('model-copy'))}); ${total >= both ? `the remaining ${plus(total - both)} ns/msg is wasm work and crossings` : `more than all of it: the models overshoot by ${(both - total).toFixed(0)} ns/msg`}`,
         'a run\'s renderer CPU per message moves by several µs from run to run here, the baseline\'s too (11.8-24.3 µs in one series of 8; the thread\'s wake-ups per message depend on how far it lags the network), so the rows of this table are indicative and need not add up; 7b attributes the time directly',
       ],
     }));
@@ -641,8 +689,9 @@ function categorize(frame) {
   if (name === '(garbage collector)') return 'garbage collection';
   if (name === '(program)') return '(program): native, outside JS (event loop, WebSocket, DOM events)';
   if (name === '(root)') return null;
-  if (url.startsWith('wasm://') || url.endsWith('.wasm') || /^(wasm-function|\$)/.test(name)) return 'wasm (gloo-net, driver, session)';
-  if (url.endsWith('/resilient_ws_wasm.js')) return 'wasm-bindgen glue (string copies, imports)';
+  if (url.startsWith('wasm://') || url.endsWith('.wasm') || /^(wasm-function|\$)/.test(name)) return 'wasm (RawClient: driver, session)';
+  if (url.endsWith('/resilient_ws_wasm.js')) return 'wasm-bindgen glue (the copy in, calls to the host)';
+  if (url.endsWith('/host.js')) return 'host.js BrowserHost (socket events in, `message` out)';
   if (url.endsWith('/resilient-ws.js')) return 'resilient-ws.js wrapper (MessageEvent, dispatchEvent)';
   if (url.endsWith('/bench.js')) return 'listener (JSON.parse, check)';
   if (!url) return `native: ${name || '(anonymous)'}`;
@@ -693,7 +742,7 @@ function profileTable(profiles) {
     .map(([, name, us]) => `\`${name}\` ${perMsg(us)}`);
   return table({
     title: '7b. Where resilient-ws\'s time goes: CPU profile',
-    what: `V8's sampling profiler (DevTools protocol, 50 µs interval) over one run of ${thousands(profiles[0].n)} messages per client, on the page's renderer main thread: self time per message by where it was spent, ns/msg (categories under 5 ns/msg in every column left out). The profiler slows everything down somewhat; read the columns against each other. ${profiles.named ? 'resilient-ws is profiled from the same build with the wasm\'s function names kept (wasm-bindgen `--keep-debug`, before wasm-opt), loaded in a second page.' : 'The .wasm is stripped of names, so wasm functions show only as `wasm-function[N]` (run through ./scripts/bench-browser.sh for names).'}`,
+    what: `V8's sampling profiler (DevTools protocol, 50 µs interval) over one run of ${thousands(profiles[0].n)} messages per client, on the page's renderer main thread: self time per message by where it was spent, ns/msg (categories under 5 ns/msg in every column left out). The profiler slows everything down somewhat; read the columns against each other. ${profiles.named ? 'resilient-ws is profiled from the same build with the wasm\'s function names kept (wasm-bindgen `--keep-debug`, before wasm-opt), loaded in a second page.' : 'The .wasm is stripped of names, so wasm functions show only as `wasm-function[N]` (run through ./scripts/bench.sh or ./scripts/bench-browser.sh for names).'}`,
     columns: ['spent in', ...profiles.map((p) => `${p.spec.id} ns/msg`)],
     rows,
     notes: [
@@ -755,22 +804,15 @@ async function main() {
     const tables = throughputTables(figures, options, profiles);
     for (const t of tables) console.log(t);
 
-    const report = [
-      '# resilient-ws browser benchmarks',
-      '',
-      `Generated by \`${command}\` on ${utcDate(new Date())}${options.quick ? ' (quick: scaled down, figures are indicative only)' : ''}; the program is bench/browser/run.mjs.`,
-      '',
-      'Measured in one headless Chromium page against one feed-server on 127.0.0.1, all clients in the same run. Benchmarks print figures; nothing here is asserted.',
-      '',
-      '| machine | |',
-      '|---|---|',
-      ...machine(browser.version).map(([k, v]) => `| ${k} | ${v} |`),
-      '',
-      ...tables.flatMap((t) => [t]),
-      sizeMarkdown,
-    ].join('\n');
-    writeFileSync(resolve(options.out), report);
-    log(`wrote ${options.out}`);
+    tables.push(sizeMarkdown);
+    if (options.out) {
+      writeFileSync(resolve(options.out), standaloneReport(options, command, browser.version, tables));
+      log(`wrote ${options.out}`);
+    }
+    if (options.section) {
+      writeFileSync(resolve(options.section), sectionReport(options, browser.version, tables));
+      log(`wrote ${options.section}`);
+    }
   } finally {
     await browser?.close().catch(() => {});
     await server?.stop();

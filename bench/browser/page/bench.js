@@ -39,8 +39,9 @@ function closePlain(ws) {
   });
 }
 
-// What resilient-ws's wrapper does per message (resilient-ws.js #emit): a new MessageEvent
-// with a cursor, dispatched on an EventTarget, then the on<type> property looked up.
+// What resilient-ws's wrapper does with each message the session lets through
+// (resilient-ws.js #emit, called by host.js's message(cursor) with the original string): a new
+// MessageEvent with a cursor, dispatched on an EventTarget, then the on<type> property looked up.
 class Relay extends EventTarget {
   constructor() {
     super();
@@ -56,12 +57,13 @@ class Relay extends EventTarget {
   }
 }
 
-// What wasm-bindgen's glue does to hand a string to wasm and one back
-// (passStringToWasm0's ASCII loop, then TextDecoder.decode of the bytes in memory).
+// What wasm-bindgen's glue does to hand each message to the session (host.js calls
+// raw.text(conn, data): passStringToWasm0): the string copied into wasm memory as UTF-8, an
+// ASCII loop and encodeInto for the rest. Nothing is copied back out: the host keeps the
+// original string and re-dispatches it.
 const memory = new Uint8Array(1 << 20);
-const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 const encoder = new TextEncoder();
-function copyThroughMemory(text) {
+function copyIntoMemory(text) {
   const len = text.length;
   let offset = 0;
   for (; offset < len; offset++) {
@@ -70,30 +72,11 @@ function copyThroughMemory(text) {
     memory[offset] = code;
   }
   if (offset !== len) offset += encoder.encodeInto(text.slice(offset), memory.subarray(offset)).written;
-  return decoder.decode(memory.subarray(0, offset));
+  return offset;
 }
 
-// What wasm-bindgen-futures does to run the reader task after each message: a task queue
-// drained in one queueMicrotask per wake-up.
-function microtaskHop(deliver) {
-  const pending = [];
-  let scheduled = false;
-  const drain = () => {
-    scheduled = false;
-    for (let i = 0; i < pending.length; i++) deliver(pending[i]);
-    pending.length = 0;
-  };
-  return (value) => {
-    pending.push(value);
-    if (!scheduled) {
-      scheduled = true;
-      queueMicrotask(drain);
-    }
-  };
-}
-
-/** A plain WebSocket whose messages go through `steps` (the overhead models) to `listener`. */
-function modelled(url, listener, { dispatch = false, copies = false, microtask = false }) {
+/** A plain WebSocket whose messages go through the overhead models chosen to `listener`. */
+function modelled(url, listener, { dispatch = false, copy = false }) {
   const ws = new WebSocket(url);
   let deliver = (data) => listener({ data });
   if (dispatch) {
@@ -101,9 +84,13 @@ function modelled(url, listener, { dispatch = false, copies = false, microtask =
     relay.addEventListener('message', listener);
     deliver = (data) => relay.emit('message', data, null);
   }
-  if (microtask) deliver = microtaskHop(deliver);
   const hand = deliver;
-  deliver = copies ? (data) => hand(copyThroughMemory(data)) : hand;
+  if (copy) {
+    deliver = (data) => {
+      copyIntoMemory(data);
+      hand(data);
+    };
+  }
   ws.addEventListener('message', (event) => deliver(event.data));
   return () => closePlain(ws);
 }
@@ -134,9 +121,8 @@ const CLIENTS = {
     return () => ws.close();
   },
   'model-dispatch': (url, listener) => modelled(url, listener, { dispatch: true }),
-  'model-copies': (url, listener) => modelled(url, listener, { copies: true }),
-  'model-microtask': (url, listener) => modelled(url, listener, { microtask: true }),
-  'model-all': (url, listener) => modelled(url, listener, { dispatch: true, copies: true, microtask: true }),
+  'model-copy': (url, listener) => modelled(url, listener, { copy: true }),
+  'model-both': (url, listener) => modelled(url, listener, { dispatch: true, copy: true }),
 };
 
 function withTimeout(promise, ms, what) {
