@@ -10,23 +10,24 @@ use futures_util::{FutureExt, StreamExt};
 use resilient_ws::{Event, Payload};
 use resilient_ws_core::{Command, Config, Session, SocketEvent, Timestamp, json_cursor};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::Scale;
 use crate::clients::{BenchResult, bare_config_like_resilient, bare_connect};
 use crate::report::{Table, thousands};
 use crate::servers::{FIRST_SEQ, payload};
 
-/// The socket task's report bounds (client-native/src/socket.rs).
+/// The report bounds of resilient-ws's former pipeline (its socket task feeds the session
+/// in batches of the same bounds now).
 const REPORT_MESSAGES: usize = 32;
 const REPORT_BYTES: usize = 64 * 1024;
-/// The channel capacities (client-native: driver.rs INBOUND_CAPACITY, DEFAULT_EVENT_BUFFER).
+/// The channel capacities of that pipeline (its driver's inbound channel, the events).
 const INBOUND_CAPACITY: usize = 8;
 const EVENT_BUFFER: usize = 256;
 
-/// The text as an owned `String`, as resilient-ws's socket task takes it.
+/// The text as an owned `String`, copied as resilient-ws's socket task copies it.
 fn into_string(text: Utf8Bytes) -> String {
-    String::from_utf8(Vec::from(Bytes::from(text))).unwrap_or_default()
+    text.as_str().to_owned()
 }
 
 /// A model of resilient-ws's receive pipeline without its session: a reader task batches

@@ -62,7 +62,7 @@ pub(crate) fn latency(runtime: &Runtime, server: &ServerProcess, scale: &Scale) 
         ("tokio-tungstenite (baseline)", &bare, false),
         ("resilient-ws", &resilient, true),
         (
-            "model: tokio-tungstenite + resilient-ws's task hops",
+            "model: tokio-tungstenite + two task hops each way (resilient-ws's former pipeline)",
             &model,
             false,
         ),
@@ -83,8 +83,9 @@ pub(crate) fn latency(runtime: &Runtime, server: &ServerProcess, scale: &Scale) 
         / percentile(&bare, 50.0).as_secs_f64().max(1e-12);
     table.note(format!("resilient-ws's p50 ratio: {p50_ratio:.2}"));
     table.note(
-        "the model sends and receives through the same tasks and channels as resilient-ws, \
-         without its session: application → relay task (the driver) → socket task (split \
+        "the model sends and receives through the tasks and channels resilient-ws used before \
+         its socket task fed the session itself (now: one hand-off each way), without its \
+         session: application → relay task (the driver) → socket task (split \
          stream, feed + flush) and back, socket task → relay task (reports over mpsc(8)) → \
          application (events over mpsc(256)): two task hand-offs each way where the baseline \
          has none",

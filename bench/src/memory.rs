@@ -51,8 +51,8 @@ const KINDS: [Kind; 7] = [
         target: false,
     },
     Kind {
-        arg: "resilient-4k",
-        label: "resilient-ws, `io_buffer_size(4096)`",
+        arg: "resilient-16k",
+        label: "resilient-ws, `io_buffer_size(16 * 1024)` (the former default)",
         target: false,
     },
     Kind {
@@ -66,8 +66,8 @@ const KINDS: [Kind; 7] = [
         target: false,
     },
     Kind {
-        arg: "bare-16k",
-        label: "tokio-tungstenite, 16 KiB buffers",
+        arg: "bare-small",
+        label: "tokio-tungstenite, 4 KiB buffers (as resilient-ws)",
         target: false,
     },
 ];
@@ -175,8 +175,8 @@ async fn open_idle(kind: &str, count: usize, url: &str) -> BenchResult<()> {
     let mut handles: Vec<Client> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     match kind {
-        "bare" | "bare-16k" => {
-            let config = (kind == "bare-16k").then(bare_config_like_resilient);
+        "bare" | "bare-small" => {
+            let config = (kind == "bare-small").then(bare_config_like_resilient);
             let permits = Arc::new(Semaphore::new(CONNECT_BATCH));
             for _ in 0..count {
                 let (opened, changed, permits) = (
@@ -198,7 +198,7 @@ async fn open_idle(kind: &str, count: usize, url: &str) -> BenchResult<()> {
             }
             wait_for(&opened, &changed, count, deadline).await;
         }
-        "resilient" | "resilient-no-roots" | "resilient-4k" | "resilient-offline" => {
+        "resilient" | "resilient-no-roots" | "resilient-16k" | "resilient-offline" => {
             let offline = kind == "resilient-offline";
             for batch_start in (0..count).step_by(CONNECT_BATCH) {
                 let batch_end = (batch_start + CONNECT_BATCH).min(count);
@@ -207,8 +207,8 @@ async fn open_idle(kind: &str, count: usize, url: &str) -> BenchResult<()> {
                     if kind == "resilient-no-roots" {
                         builder = builder.tls_roots(TlsRoots::Custom(Vec::new()));
                     }
-                    if kind == "resilient-4k" {
-                        builder = builder.io_buffer_size(4 * 1024);
+                    if kind == "resilient-16k" {
+                        builder = builder.io_buffer_size(16 * 1024);
                     }
                     let (client, mut events) = builder.connect()?;
                     if offline {

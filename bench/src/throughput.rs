@@ -53,11 +53,13 @@ impl Receiver {
             Self::Bare => "tokio-tungstenite (baseline, default config)",
             Self::Resilient => "resilient-ws (no cursor)",
             Self::ResilientCursor => "resilient-ws, cursor_field(\"seq\")",
-            Self::BareSmallBuffers => "tokio-tungstenite, 16 KiB buffers (as resilient-ws)",
+            Self::BareSmallBuffers => "tokio-tungstenite, 4 KiB buffers (as resilient-ws)",
             Self::BareScan => "tokio-tungstenite + the same cursor scan",
-            Self::ModelTwoHops => "model: 16 KiB tokio-tungstenite + resilient-ws's two task hops",
-            Self::ModelOneHop => "model: 16 KiB tokio-tungstenite + one batched hop",
-            Self::ModelInline => "model: 16 KiB tokio-tungstenite + the session, no hop",
+            Self::ModelTwoHops => {
+                "model: 4 KiB tokio-tungstenite + two task hops (resilient-ws's former pipeline)"
+            }
+            Self::ModelOneHop => "model: 4 KiB tokio-tungstenite + one batched hop",
+            Self::ModelInline => "model: 4 KiB tokio-tungstenite + the session, no hop",
         }
     }
 
@@ -181,8 +183,10 @@ pub(crate) fn receive(runtime: &Runtime, server: &ServerProcess, scale: &Scale) 
     }
     table.note(
         "every client reads on a task spawned on the same runtime (multi-thread, 2 workers) and \
-         sets TCP_NODELAY; the models reproduce resilient-ws's pipeline without its session: \
-         two hops = a reader task sending batches of ≤ 32 owned messages over mpsc(8) to a \
+         sets TCP_NODELAY; the models reproduce pipelines without resilient-ws's session: \
+         two hops (resilient-ws's pipeline before its socket task fed the session and the \
+         application's queue itself; now it has one hop and reads ahead 64 KiB while data \
+         streams, which the 4 KiB models do not) = a reader task sending batches of ≤ 32 owned messages over mpsc(8) to a \
          relay task that sends each as an `Event` over mpsc(256) to the application; one \
          hop = the application takes the batches itself; no hop = the application's task \
          reads the socket and feeds resilient-ws-core's `Session` inline (a pull-based client)",

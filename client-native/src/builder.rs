@@ -8,14 +8,13 @@ use resilient_ws_core::{
     Config, Cursor, Disconnect, HeartbeatConfig, Payload, Probe, ResumeMode, RetryAction, Session,
     json_cursor, redact_url,
 };
-use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
 use crate::client::Client;
 use crate::clock::Clock;
-use crate::driver::{Driver, EVENT_BATCH};
+use crate::driver::Driver;
 use crate::error::BuildError;
 use crate::events::Events;
 use crate::handshake::Target;
@@ -24,9 +23,11 @@ use crate::shared::Shared;
 use crate::socket::SocketSettings;
 use crate::tls::TlsRoots;
 
-/// Default size of the socket's read and write buffers: small enough that an idle
-/// connection costs little (tungstenite's 128 KiB defaults cost ~91 KB each).
-pub const DEFAULT_IO_BUFFER: usize = 16 * 1024;
+/// Default size of the socket's read and write buffers: small, because tungstenite's read
+/// buffer is resident for as long as the connection lives (its 128 KiB defaults cost
+/// ~140 KB per idle connection). While data streams in, the client reads ahead in 64 KiB
+/// chunks anyway, and frees them once the socket is drained.
+pub const DEFAULT_IO_BUFFER: usize = 4 * 1024;
 /// Default ceiling of the socket's write buffer before writes wait.
 pub const DEFAULT_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// Default largest inbound message.
@@ -258,7 +259,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Size of the socket's read and write buffers (default 16 KiB).
+    /// Size of the socket's read and write buffers (default 4 KiB): the read buffer is
+    /// held for as long as the connection lives; writes are handed to the socket in
+    /// chunks of this size when a burst of messages goes out.
     pub fn io_buffer_size(mut self, bytes: usize) -> Self {
         self.io_buffer = bytes;
         self
@@ -313,19 +316,19 @@ impl ClientBuilder {
             websocket,
             tls: self.tls.client_config()?,
         };
-        let span = tracing::info_span!("resilient_ws", url = %redact_url(&self.config.url));
         let close_timeout = self.config.close_timeout;
         let seed = self.seed.unwrap_or_else(random_seed);
         let mut session = Session::new(self.config, seed)?;
         let clock = Clock::start();
         session.connect(clock.now());
-        let shared = Arc::new(Shared::new(session, clock, Arc::new(Notify::new())));
+        let span =
+            tracing::info_span!("resilient_ws", url = %redact_url(session.config().url.as_str()));
+        let shared = Arc::new(Shared::new(session, clock, self.event_buffer, span.clone()));
         let client = Client::new(Arc::clone(&shared), close_timeout);
-        // Events travel in batches: the channel holds enough of them for `event_buffer`.
-        let (events_tx, events_rx) = mpsc::channel(self.event_buffer.div_ceil(EVENT_BATCH));
-        let driver = Driver::new(shared, Arc::new(settings), events_tx);
+        let events = Events::new(Arc::clone(&shared));
+        let driver = Driver::new(shared, Arc::new(settings));
         runtime.spawn(driver.run().instrument(span));
-        Ok((client, Events::new(events_rx)))
+        Ok((client, events))
     }
 }
 

@@ -49,8 +49,7 @@ impl Client {
 
     /// Queues a message, like [`send_text`](Self::send_text).
     pub fn send(&self, payload: Payload) -> Result<MsgId, SendError> {
-        self.shared
-            .command(|session, now| session.send(payload, now))
+        self.shared.with(|session, now| session.send(payload, now))
     }
 
     /// Closes the session: flushes the queue, completes the close handshake, and returns
@@ -61,7 +60,7 @@ impl Client {
     /// drop it, so a full event channel cannot hold the close up.
     pub async fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
         self.shared
-            .command(|session, now| session.close(code, reason, now))?;
+            .with(|session, now| session.close(code, reason, now))?;
         let mut state = self.shared.state.subscribe();
         let closed = state.wait_for(State::is_terminal);
         let _ = tokio::time::timeout(self.close_timeout + CLOSE_SLACK, closed).await;
@@ -70,20 +69,19 @@ impl Client {
 
     /// Starts the session again after it closed or failed. Does nothing while it runs.
     pub fn reconnect(&self) {
-        self.shared.command(|session, now| session.connect(now));
+        self.shared.with(|session, now| session.connect(now));
     }
 
     /// Tells the session whether the network is up: offline ends the socket at once,
     /// online reconnects at once.
     pub fn set_online(&self, online: bool) {
         self.shared
-            .command(|session, now| session.set_online(online, now));
+            .with(|session, now| session.set_online(online, now));
     }
 
     /// Probes the connection now instead of waiting for the heartbeat interval.
     pub fn check_liveness(&self) {
-        self.shared
-            .command(|session, now| session.check_liveness(now));
+        self.shared.with(|session, now| session.check_liveness(now));
     }
 
     /// The current state.
@@ -98,12 +96,12 @@ impl Client {
 
     /// The session's counters.
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats()
+        self.shared.lock().session.stats()
     }
 
     /// The cursor of the last delivered message.
     pub fn last_cursor(&self) -> Option<Cursor> {
-        self.shared.lock().last_cursor()
+        self.shared.lock().session.last_cursor()
     }
 }
 

@@ -1,13 +1,16 @@
 //! The application's view of what happens: a `Stream` of events.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use futures_util::Stream;
 use resilient_ws_core::{Cursor, Event, Payload};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+
+use crate::shared::{Shared, Wakeups, store_waker};
 
 /// The session's events: state changes with their reasons, messages with their cursors,
 /// gaps, and messages handed back. Bounded: an application that stops reading stops the
@@ -16,17 +19,17 @@ use tokio::sync::mpsc;
 /// It ends once the session has stopped and every [`Client`](crate::Client) handle is gone.
 #[derive(Debug)]
 pub struct Events {
-    /// Batches from the driver: one per burst of events.
-    receiver: mpsc::Receiver<Vec<Event>>,
-    /// The rest of the batch being read.
-    ready: std::vec::IntoIter<Event>,
+    shared: Arc<Shared>,
+    /// The events taken from the shared queue and not read yet: all of them at once, so
+    /// the lock is taken once per burst, not once per event.
+    ready: VecDeque<Event>,
 }
 
 impl Events {
-    pub(crate) fn new(receiver: mpsc::Receiver<Vec<Event>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self {
-            receiver,
-            ready: Vec::new().into_iter(),
+            shared,
+            ready: VecDeque::new(),
         }
     }
 
@@ -36,16 +39,20 @@ impl Events {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        loop {
-            if let Some(event) = self.ready.next() {
-                return Poll::Ready(Some(event));
-            }
-            match self.receiver.poll_recv(cx) {
-                Poll::Ready(Some(batch)) => self.ready = batch.into_iter(),
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
+        if let Some(event) = self.ready.pop_front() {
+            return Poll::Ready(Some(event));
         }
+        let mut inner = self.shared.lock();
+        let Some(wakeups) = inner.events.poll_take(&mut self.ready, cx) else {
+            return if inner.events.finished {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        };
+        drop(inner);
+        wakeups.wake(&self.shared);
+        Poll::Ready(self.ready.pop_front())
     }
 
     /// Decodes every message as JSON into `T`. A message that does not decode is reported
@@ -63,6 +70,108 @@ impl Stream for Events {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.poll_event(cx)
+    }
+}
+
+impl Drop for Events {
+    /// Nobody reads the events any more: stop keeping them, and let the socket read on.
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        let wakeups = inner.events.close();
+        drop(inner);
+        wakeups.wake(&self.shared);
+    }
+}
+
+/// The application's events, waiting for [`Events`] to take them. The socket task stops
+/// reading while it holds `capacity` or more, so a slow consumer pushes back into TCP.
+#[derive(Debug)]
+pub(crate) struct EventQueue {
+    queue: VecDeque<Event>,
+    capacity: usize,
+    /// The application dropped its stream: events are no longer kept.
+    closed: bool,
+    /// The driver has stopped: once the queue is empty, the stream ends.
+    pub(crate) finished: bool,
+    /// The application, waiting for events.
+    consumer: Option<Waker>,
+    /// The socket task, waiting for room.
+    producer: Option<Waker>,
+}
+
+impl EventQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            capacity,
+            closed: false,
+            finished: false,
+            consumer: None,
+            producer: None,
+        }
+    }
+
+    /// Adds an event for the application; false when nobody reads them any more.
+    pub(crate) fn push(&mut self, event: Event) -> bool {
+        if !self.closed {
+            self.queue.push_back(event);
+        }
+        !self.closed
+    }
+
+    /// Whether the socket should stop reading until the application catches up.
+    pub(crate) fn is_full(&self) -> bool {
+        !self.closed && self.queue.len() >= self.capacity
+    }
+
+    /// The application's waker, if it waits for events.
+    pub(crate) fn take_consumer(&mut self) -> Option<Waker> {
+        self.consumer.take()
+    }
+
+    /// The socket task's waker, if it waits for room.
+    pub(crate) fn take_producer(&mut self) -> Option<Waker> {
+        self.producer.take()
+    }
+
+    /// For the socket task: ready once there is room, else woken when there is.
+    pub(crate) fn register_producer(&mut self, cx: &Context<'_>) {
+        store_waker(&mut self.producer, cx);
+    }
+
+    /// For [`Events`]: swaps every waiting event into the empty `into` and returns the
+    /// tasks to wake (the socket task and the driver, which pause while the queue is
+    /// full); `None` with the waker stored when nothing waits.
+    fn poll_take(&mut self, into: &mut VecDeque<Event>, cx: &Context<'_>) -> Option<Wakeups> {
+        if self.queue.is_empty() {
+            store_waker(&mut self.consumer, cx);
+            return None;
+        }
+        let mut wakeups = Wakeups::default();
+        if self.is_full() {
+            wakeups.driver();
+        }
+        wakeups.reader(self.producer.take());
+        std::mem::swap(&mut self.queue, into);
+        Some(wakeups)
+    }
+
+    /// Marks the stream ended by the driver.
+    pub(crate) fn finish(&mut self) -> Option<Waker> {
+        self.finished = true;
+        self.consumer.take()
+    }
+
+    /// The application dropped its stream.
+    fn close(&mut self) -> Wakeups {
+        let mut wakeups = Wakeups::default();
+        if self.is_full() {
+            wakeups.driver();
+        }
+        self.closed = true;
+        self.queue = VecDeque::new();
+        wakeups.reader(self.producer.take());
+        wakeups
     }
 }
 

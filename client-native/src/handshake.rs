@@ -18,8 +18,10 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// An open WebSocket.
-pub(crate) type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::burst::BurstReader;
+
+/// An open WebSocket, read in bursts while data streams in.
+pub(crate) type Stream = WebSocketStream<BurstReader<MaybeTlsStream<TcpStream>>>;
 
 /// The largest handshake response accepted.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -117,7 +119,7 @@ impl Handshake<'_> {
             .map_err(|error| abnormal(format!("sending the handshake failed: {error}")))?;
         let leftover = read_response(&mut stream, &key, self.protocols).await?;
         Ok(WebSocketStream::from_partially_read(
-            stream,
+            BurstReader::new(stream),
             leftover,
             Role::Client,
             Some(self.websocket),

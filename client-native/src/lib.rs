@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+mod burst;
 mod client;
 mod clock;
 mod driver;
@@ -45,7 +46,7 @@ mod request;
 mod shared;
 mod socket;
 mod tls;
-mod write_window;
+mod writer;
 
 pub use builder::{
     ClientBuilder, DEFAULT_EVENT_BUFFER, DEFAULT_IO_BUFFER, DEFAULT_MAX_MESSAGE_SIZE,

@@ -1,9 +1,11 @@
 //! One socket: a task that connects, then reads and writes until it ends or is aborted.
 //!
-//! The driver talks to it through channels and ends it with `abort`, which drops the
-//! TCP stream at once. Every report it sends carries its `ConnId`, so reports that race
-//! with an abort are recognised as stale by the session.
+//! It feeds what it reads to the session itself and writes the frames the session hands
+//! its writer slot (see `shared`); the driver spawns it and ends it with `abort`, which
+//! drops the TCP stream at once. Everything it feeds carries its `ConnId`, so input that
+//! races with an abort is recognised as stale by the session.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +13,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use resilient_ws_core::{ConnId, Disconnect, OpenRequest, Payload, ResumeMode, SocketEvent};
 use rustls::ClientConfig;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -21,18 +22,13 @@ use tracing::Instrument;
 
 use crate::handshake::{Handshake, Stream, Target};
 use crate::request::{AttemptInfo, ConnectRequest, RequestProvider};
-use crate::write_window::WriteWindow;
+use crate::shared::Shared;
+use crate::writer::Outbound;
 
-/// Frames written per flush at most, so one burst cannot starve the reader.
-const MAX_BATCH: usize = 256;
-
-/// Messages handed to the driver in one report at most, and their bytes: batching spares a
-/// task wake-up per message, the bounds keep what waits in the channel small.
-const MAX_REPORT_MESSAGES: usize = 32;
-const MAX_REPORT_BYTES: usize = 64 * 1024;
-
-/// What a socket tells the driver: its id and one or more events, in order.
-pub(crate) type Report = (ConnId, Vec<SocketEvent>);
+/// Messages fed to the session under one lock at most, and their bytes: batching spares
+/// a lock and a wake-up of the application per message, the bounds keep the batch small.
+const MAX_FEED_MESSAGES: usize = 32;
+const MAX_FEED_BYTES: usize = 64 * 1024;
 
 /// How long to wait for our reply to a server's close frame to go out.
 const CLOSE_REPLY_GRACE: Duration = Duration::from_millis(250);
@@ -47,24 +43,9 @@ pub(crate) struct SocketSettings {
     pub(crate) tls: Arc<ClientConfig>,
 }
 
-/// A frame for the writer.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// An application message from the queue; counted against the write window.
-    Queued(Payload),
-    /// A message the session made itself (resume request, heartbeat probe).
-    Control(Payload),
-    Ping,
-    Close {
-        code: u16,
-        reason: String,
-    },
-}
-
 /// A running socket task.
 pub(crate) struct SocketTask {
     pub(crate) conn: ConnId,
-    outbound: mpsc::UnboundedSender<Outbound>,
     handle: JoinHandle<()>,
 }
 
@@ -72,23 +53,15 @@ impl SocketTask {
     pub(crate) fn spawn(
         open: OpenRequest,
         settings: Arc<SocketSettings>,
-        inbound: mpsc::Sender<Report>,
-        window: Arc<WriteWindow>,
+        shared: Arc<Shared>,
     ) -> Self {
         let conn = open.conn;
-        let (outbound, outbound_rx) = mpsc::unbounded_channel();
         let span = tracing::debug_span!("socket", conn = conn.get(), attempt = open.attempt);
-        let task = run(open, settings, inbound, outbound_rx, window).instrument(span);
+        let task = run(open, settings, shared).instrument(span);
         Self {
             conn,
-            outbound,
             handle: tokio::spawn(task),
         }
-    }
-
-    /// Hands a frame to the writer; false when the task has already ended.
-    pub(crate) fn send(&self, frame: Outbound) -> bool {
-        self.outbound.send(frame).is_ok()
     }
 
     /// Ends the task and waits until its socket is dropped, so the next socket opens
@@ -99,37 +72,26 @@ impl SocketTask {
     }
 }
 
-async fn run(
-    open: OpenRequest,
-    settings: Arc<SocketSettings>,
-    inbound: mpsc::Sender<Report>,
-    outbound: mpsc::UnboundedReceiver<Outbound>,
-    window: Arc<WriteWindow>,
-) {
+async fn run(open: OpenRequest, settings: Arc<SocketSettings>, shared: Arc<Shared>) {
     let conn = open.conn;
-    let stream = match connect(&open, &settings).await {
+    // Boxed: the handshake's state is large and needed only until the socket is open,
+    // while the task's own allocation lasts as long as the connection.
+    let stream = match Box::pin(connect(&open, &settings)).await {
         Ok(stream) => stream,
         Err(disconnect) => {
             tracing::debug!(error = %disconnect, "attempt failed");
-            let _ = inbound
-                .send((conn, vec![SocketEvent::Ended(disconnect)]))
-                .await;
+            let _ = shared.feed(conn, [SocketEvent::Ended(disconnect)]);
             return;
         }
     };
+    drop(open);
     tracing::debug!("handshake complete");
-    if inbound
-        .send((conn, vec![SocketEvent::Opened]))
-        .await
-        .is_err()
-    {
-        return;
-    }
+    let room = shared.feed(conn, [SocketEvent::Opened]);
     let (mut sink, stream) = stream.split();
     let ended = tokio::select! {
-        disconnect = read_until_end(conn, stream, &inbound) => disconnect,
-        result = write_until_error(&mut sink, outbound, &window) => match result {
-            Ok(()) => return, // the driver is gone
+        disconnect = read_until_end(conn, stream, &shared, room) => disconnect,
+        result = write_until_error(conn, &mut sink, &shared) => match result {
+            Ok(()) => return, // the session released this socket
             Err(error) => stream_error(error),
         },
     };
@@ -143,7 +105,7 @@ async fn run(
             tokio::time::timeout(CLOSE_REPLY_GRACE, sink.send(Message::Close(Some(frame)))).await;
     }
     tracing::debug!(reason = %ended, "socket ended");
-    let _ = inbound.send((conn, vec![SocketEvent::Ended(ended)])).await;
+    let _ = shared.feed(conn, [SocketEvent::Ended(ended)]);
 }
 
 /// Builds the attempt's handshake and performs it: the provider's (or the configured)
@@ -196,32 +158,44 @@ async fn connect(open: &OpenRequest, settings: &SocketSettings) -> Result<Stream
     .await
 }
 
-/// Reads until the socket ends, forwarding every frame to the driver: each report carries
-/// what has arrived so far, up to a bound. A full channel stops the reading, which pushes
-/// back into TCP: a slow consumer keeps memory flat.
+/// Reads until the socket ends, feeding the session each burst of frames under one lock.
+/// While the application's queue is full it reads nothing, which pushes back into TCP: a
+/// slow consumer keeps memory flat.
 async fn read_until_end(
     conn: ConnId,
     mut stream: SplitStream<Stream>,
-    inbound: &mpsc::Sender<Report>,
+    shared: &Shared,
+    mut room: bool,
 ) -> Disconnect {
-    while let Some(first) = stream.next().await {
-        let mut batch = Vec::new();
+    let mut batch = Vec::new();
+    loop {
+        if !room {
+            std::future::poll_fn(|cx| shared.poll_room(cx)).await;
+        }
+        let Some(first) = stream.next().await else {
+            break;
+        };
         let mut bytes = 0;
         let mut item = Some(first);
         while let Some(next) = item.take() {
             let event = match next {
-                Ok(Message::Text(text)) => SocketEvent::Message(Payload::Text(into_string(text))),
-                Ok(Message::Binary(bytes)) => SocketEvent::Message(Payload::Binary(bytes.into())),
+                // A copy of exactly the message: its bytes share tungstenite's read buffer,
+                // so taking them over would copy anyway, or keep the whole buffer alive
+                // with the message; and tungstenite has validated the UTF-8 already.
+                Ok(Message::Text(text)) => {
+                    SocketEvent::Message(Payload::Text(text.as_str().into()))
+                }
+                Ok(Message::Binary(bytes)) => SocketEvent::Message(Payload::Binary(bytes.to_vec())),
                 Ok(Message::Ping(_) | Message::Pong(_)) => SocketEvent::Pong,
                 Ok(Message::Frame(_)) => SocketEvent::Pong,
                 Ok(Message::Close(frame)) => {
-                    let _ = inbound.send((conn, batch)).await;
+                    let _ = shared.feed(conn, batch.drain(..));
                     // Polling once more sends tungstenite's close reply.
                     let _ = tokio::time::timeout(CLOSE_REPLY_GRACE, stream.next()).await;
                     return closed_by_server(frame);
                 }
                 Err(error) => {
-                    let _ = inbound.send((conn, batch)).await;
+                    let _ = shared.feed(conn, batch.drain(..));
                     return stream_error(error);
                 }
             };
@@ -229,46 +203,40 @@ async fn read_until_end(
                 bytes += payload.len();
             }
             batch.push(event);
-            if batch.len() < MAX_REPORT_MESSAGES && bytes < MAX_REPORT_BYTES {
+            if batch.len() < MAX_FEED_MESSAGES && bytes < MAX_FEED_BYTES {
                 // Whatever is already decoded comes along; nothing waits for more.
                 item = stream.next().now_or_never().flatten();
             }
         }
-        if inbound.send((conn, batch)).await.is_err() {
-            break;
-        }
+        room = shared.feed(conn, batch.drain(..));
     }
     Disconnect::Abnormal {
         detail: "connection closed without a close frame".into(),
     }
 }
 
-/// Writes frames as they come: feeds everything waiting, then flushes once.
+/// Writes the frames the session hands this socket: takes everything waiting, feeds it,
+/// then flushes once. Returns `Ok` once the session has released the socket.
 async fn write_until_error(
+    conn: ConnId,
     sink: &mut SplitSink<Stream, Message>,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
-    window: &WriteWindow,
+    shared: &Shared,
 ) -> Result<(), tungstenite::Error> {
-    while let Some(first) = outbound.recv().await {
-        let mut queued = 0;
-        let mut next = Some(first);
-        let mut batch = 0;
-        while let Some(frame) = next {
-            if matches!(frame, Outbound::Queued(_)) {
-                queued += 1;
-            }
+    let mut frames = VecDeque::new();
+    let mut flushed = 0;
+    loop {
+        let Some(queued) =
+            std::future::poll_fn(|cx| shared.poll_frames(conn, &mut flushed, &mut frames, cx))
+                .await
+        else {
+            return Ok(());
+        };
+        for frame in frames.drain(..) {
             sink.feed(into_message(frame)).await?;
-            batch += 1;
-            next = if batch < MAX_BATCH {
-                outbound.try_recv().ok()
-            } else {
-                None
-            };
         }
         sink.flush().await?;
-        window.release(queued);
+        flushed = queued;
     }
-    Ok(())
 }
 
 fn into_message(frame: Outbound) -> Message {
@@ -283,15 +251,6 @@ fn into_message(frame: Outbound) -> Message {
             reason: reason.into(),
         })),
     }
-}
-
-/// Takes the text without copying when tungstenite holds the only reference.
-fn into_string(text: tungstenite::Utf8Bytes) -> String {
-    let bytes = Vec::from(Bytes::from(text));
-    String::from_utf8(bytes).unwrap_or_else(|error| {
-        // Unreachable in practice: tungstenite validated the UTF-8 already.
-        String::from_utf8_lossy(error.as_bytes()).into_owned()
-    })
 }
 
 fn closed_by_server(frame: Option<CloseFrame>) -> Disconnect {
