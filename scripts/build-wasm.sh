@@ -27,7 +27,7 @@ rm -rf "$pkg"
 wasm-bindgen "$target_dir/wasm32-unknown-unknown/release-wasm/resilient_ws_wasm.wasm" \
   --target web --out-dir "$pkg" --no-typescript
 # The features Rust's wasm32 target emits by default, which every current browser has.
-node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers \
+node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$pkg/resilient_ws_wasm_bg.wasm" -o "$pkg/resilient_ws_wasm_bg.wasm"

@@ -111,10 +111,9 @@ export function statsObject(values) {
 /** The Error for a refused send (RawClient.sendText's answer), with the queue's figures. */
 export function sendError(outcome, stats, settings) {
   const maxBytes = settings.numbers[SLOT.queueMaxBytes];
-  const why = outcome === 1 ? `the outbound queue is full (${stats.queued} messages, ${stats.queuedBytes} bytes waiting)`
-    : outcome === 2 ? `the message is larger than the outbound queue's bound of ${Number.isNaN(maxBytes) ? 1 << 20 : maxBytes} bytes`
-      : 'the client is closing, closed or failed';
-  return new Error(`resilient-ws: send refused: ${why}`);
+  return new Error(`resilient-ws: send refused: ${outcome === 1 ? `the queue is full (${stats.queued} messages, ${stats.queuedBytes} bytes)`
+    : outcome === 2 ? `the message is over the queue's bound of ${Number.isNaN(maxBytes) ? 1 << 20 : maxBytes} bytes`
+      : 'the client is closing, closed or failed'}`);
 }
 
 /** A disconnect (report.rs `describe`) in plain words, worded as the native client words it. */
@@ -139,7 +138,7 @@ export class BrowserHost {
   #urlProvider;
   #socket = null;
   #conn = -1;
-  /** The last message fed in: delivered as is, never copied back out of WebAssembly. */
+  /** The last message event: its data is delivered as is, never copied back out of WebAssembly. */
   #inbound = null;
   #timer = 0;
   #unsent = [];
@@ -194,10 +193,10 @@ export class BrowserHost {
     socket.binaryType = 'arraybuffer';
     socket.onopen = () => raw.opened(conn);
     socket.onmessage = (event) => {
-      const data = event.data;
-      this.#inbound = data;
-      if (typeof data === 'string') raw.text(conn, data);
-      else raw.binary(conn, new Uint8Array(data));
+      const { data, timeStamp } = event;
+      this.#inbound = event;
+      if (typeof data === 'string') raw.text(conn, data, timeStamp);
+      else raw.binary(conn, new Uint8Array(data), timeStamp);
     };
     // An error event always precedes the close event, which carries the code.
     socket.onclose = (event) => raw.ended(conn, event.code, event.reason);

@@ -10,7 +10,7 @@ use resilient_ws_core::{CloseError, Disconnect, Payload, SendError, Session, Soc
 use wasm_bindgen::prelude::*;
 
 use crate::driver::Shared;
-use crate::host::Host;
+use crate::host::{Host, performance_now};
 use crate::report::state_code;
 use crate::settings::{self, Texts};
 
@@ -76,7 +76,9 @@ impl RawClient {
         })
     }
 
-    /// Another handle to the same client (for the host, while the page keeps this one).
+    /// Another handle to the same client, for a host while Rust keeps this one (the
+    /// browser tests). Not in the package: there the page hands the host its own handle.
+    #[cfg(feature = "std")]
     pub fn handle(&self) -> RawClient {
         Self {
             shared: Rc::clone(&self.shared),
@@ -139,14 +141,14 @@ impl RawClient {
         self.input(conn, SocketEvent::Opened);
     }
 
-    /// Socket `conn` delivered a text message.
-    pub fn text(&self, conn: f64, text: String) {
-        self.input(conn, SocketEvent::Message(Payload::Text(text)));
+    /// Socket `conn` delivered a text message at `at` (the event's `timeStamp`).
+    pub fn text(&self, conn: f64, text: String, at: f64) {
+        self.input_at(conn, SocketEvent::Message(Payload::Text(text)), at);
     }
 
-    /// Socket `conn` delivered a binary message.
-    pub fn binary(&self, conn: f64, bytes: Vec<u8>) {
-        self.input(conn, SocketEvent::Message(Payload::Binary(bytes)));
+    /// Socket `conn` delivered a binary message at `at` (the event's `timeStamp`).
+    pub fn binary(&self, conn: f64, bytes: Vec<u8>, at: f64) {
+        self.input_at(conn, SocketEvent::Message(Payload::Binary(bytes)), at);
     }
 
     /// Socket `conn` ended with `code`. 1006 means no close frame came: the connection
@@ -216,7 +218,11 @@ impl RawClient {
     }
 
     fn input(&self, conn: f64, event: SocketEvent) {
-        self.shared.step(|driver, now| {
+        self.input_at(conn, event, performance_now());
+    }
+
+    fn input_at(&self, conn: f64, event: SocketEvent, at: f64) {
+        self.shared.step_at(at, |driver, now| {
             if let Some(conn) = driver.socket(conn) {
                 driver.session.handle_socket(conn, event, now);
             }

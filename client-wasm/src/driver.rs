@@ -29,6 +29,9 @@ pub(crate) struct Driver {
     sockets: [Option<ConnId>; 2],
     /// The cursor the current socket's attempt resumes from.
     resume_from: Option<Cursor>,
+    /// The latest time fed to the session: an event's own time stamp may be a little older
+    /// than a clock reading already used, and the session's time must not go back.
+    latest: Timestamp,
 }
 
 impl Shared {
@@ -39,6 +42,7 @@ impl Shared {
                 armed: None,
                 sockets: [None; 2],
                 resume_from: None,
+                latest: Timestamp::ZERO,
             }),
             host,
         }
@@ -46,9 +50,24 @@ impl Shared {
 
     /// Runs an input, carries out the commands it produced, then reports its events.
     pub(crate) fn step<R>(&self, input: impl FnOnce(&mut Driver, Timestamp) -> R) -> R {
+        self.step_at(performance_now(), input)
+    }
+
+    /// [`Self::step`] at `now_ms` on the page's clock (an event's `timeStamp`), which saves
+    /// reading the clock once per message.
+    pub(crate) fn step_at<R>(
+        &self,
+        now_ms: f64,
+        input: impl FnOnce(&mut Driver, Timestamp) -> R,
+    ) -> R {
         let result = {
             let mut driver = self.driver.borrow_mut();
-            let now = now();
+            let now = driver
+                .latest
+                .max(Timestamp::from_duration(duration_from_millis(
+                    now_ms.max(0.0),
+                )));
+            driver.latest = now;
             let result = input(&mut driver, now);
             driver.carry_out_commands(&self.host);
             driver.arm_timer(&self.host, now);
@@ -124,9 +143,4 @@ impl Driver {
         host.arm(wait.as_micros().div_ceil(1000) as f64);
         self.armed = Some(deadline);
     }
-}
-
-/// The page's clock as the session's time.
-fn now() -> Timestamp {
-    Timestamp::from_duration(duration_from_millis(performance_now().max(0.0)))
 }

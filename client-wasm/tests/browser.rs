@@ -228,7 +228,7 @@ impl Client {
                 let kind = kind.as_string().unwrap_or_default();
                 let entry = match kind.as_str() {
                     "message" => Emitted::Message {
-                        data: a.as_string().unwrap_or_default(),
+                        data: get(&a, "data").as_string().unwrap_or_default(),
                         cursor: b.as_f64(),
                     },
                     "statechange" => {
