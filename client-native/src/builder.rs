@@ -16,7 +16,7 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::error::BuildError;
-use crate::events::Events;
+use crate::events::{EventQueue, Events};
 use crate::handshake::Target;
 use crate::request::{AttemptInfo, ConnectRequest, ProviderError, RequestProvider};
 use crate::shared::Shared;
@@ -34,6 +34,8 @@ pub const DEFAULT_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// Default number of events buffered for the application.
 pub const DEFAULT_EVENT_BUFFER: usize = 256;
+/// Default bytes of messages buffered for the application.
+pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Builds a [`Client`]. Start with [`Client::builder`](crate::Client::builder); every
 /// setting has a default listed in the README.
@@ -48,6 +50,7 @@ pub struct ClientBuilder {
     io_buffer: usize,
     max_write_buffer: usize,
     event_buffer: usize,
+    event_buffer_bytes: usize,
     seed: Option<u64>,
 }
 
@@ -71,6 +74,7 @@ impl ClientBuilder {
             io_buffer: DEFAULT_IO_BUFFER,
             max_write_buffer: DEFAULT_MAX_WRITE_BUFFER,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            event_buffer_bytes: DEFAULT_EVENT_BUFFER_BYTES,
             seed: None,
         }
     }
@@ -267,9 +271,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Events buffered for the application before the client stops reading (default 256).
+    /// Events buffered for the application before the client stops reading the socket
+    /// (default 256). The application takes them a burst at a time, so up to twice as
+    /// many may be in memory.
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events.max(1);
+        self
+    }
+
+    /// Bytes of messages buffered for the application before the client stops reading
+    /// the socket (default 64 KiB; a larger message still goes through, alone). Like
+    /// [`event_buffer`](Self::event_buffer), whichever bound is reached first.
+    pub fn event_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.event_buffer_bytes = bytes.max(1);
         self
     }
 
@@ -323,7 +337,12 @@ impl ClientBuilder {
         session.connect(clock.now());
         let span =
             tracing::info_span!("resilient_ws", url = %redact_url(session.config().url.as_str()));
-        let shared = Arc::new(Shared::new(session, clock, self.event_buffer, span.clone()));
+        let shared = Arc::new(Shared::new(
+            session,
+            clock,
+            EventQueue::new(self.event_buffer, self.event_buffer_bytes),
+            span.clone(),
+        ));
         let client = Client::new(Arc::clone(&shared), close_timeout);
         let events = Events::new(Arc::clone(&shared));
         let driver = Driver::new(shared, Arc::new(settings));

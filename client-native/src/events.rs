@@ -84,11 +84,17 @@ impl Drop for Events {
 }
 
 /// The application's events, waiting for [`Events`] to take them. The socket task stops
-/// reading while it holds `capacity` or more, so a slow consumer pushes back into TCP.
+/// reading while it holds `capacity` events or `max_bytes` of messages, so a slow consumer
+/// pushes back into TCP. The byte bound also keeps a fast stream of large messages from
+/// piling up between the socket and the application: freed in large runs, they make the
+/// allocator hand memory back to the system and fault it in again.
 #[derive(Debug)]
 pub(crate) struct EventQueue {
     queue: VecDeque<Event>,
     capacity: usize,
+    /// Bytes of the messages in `queue`.
+    bytes: usize,
+    max_bytes: usize,
     /// The application dropped its stream: events are no longer kept.
     closed: bool,
     /// The driver has stopped: once the queue is empty, the stream ends.
@@ -100,10 +106,12 @@ pub(crate) struct EventQueue {
 }
 
 impl EventQueue {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             queue: VecDeque::new(),
             capacity,
+            bytes: 0,
+            max_bytes,
             closed: false,
             finished: false,
             consumer: None,
@@ -114,6 +122,9 @@ impl EventQueue {
     /// Adds an event for the application; false when nobody reads them any more.
     pub(crate) fn push(&mut self, event: Event) -> bool {
         if !self.closed {
+            if let Event::Message { payload, .. } = &event {
+                self.bytes += payload.len();
+            }
             self.queue.push_back(event);
         }
         !self.closed
@@ -121,7 +132,7 @@ impl EventQueue {
 
     /// Whether the socket should stop reading until the application catches up.
     pub(crate) fn is_full(&self) -> bool {
-        !self.closed && self.queue.len() >= self.capacity
+        !self.closed && (self.queue.len() >= self.capacity || self.bytes >= self.max_bytes)
     }
 
     /// The application's waker, if it waits for events.
@@ -153,6 +164,7 @@ impl EventQueue {
         }
         wakeups.reader(self.producer.take());
         std::mem::swap(&mut self.queue, into);
+        self.bytes = 0;
         Some(wakeups)
     }
 

@@ -49,8 +49,8 @@ mod tls;
 mod writer;
 
 pub use builder::{
-    ClientBuilder, DEFAULT_EVENT_BUFFER, DEFAULT_IO_BUFFER, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_WRITE_BUFFER,
+    ClientBuilder, DEFAULT_EVENT_BUFFER, DEFAULT_EVENT_BUFFER_BYTES, DEFAULT_IO_BUFFER,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_WRITE_BUFFER,
 };
 pub use client::Client;
 pub use error::{BuildError, SendJsonError};

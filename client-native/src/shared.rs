@@ -93,12 +93,17 @@ impl Wakeups {
 }
 
 impl Shared {
-    pub(crate) fn new(session: Session, clock: Clock, events: usize, span: tracing::Span) -> Self {
+    pub(crate) fn new(
+        session: Session,
+        clock: Clock,
+        events: EventQueue,
+        span: tracing::Span,
+    ) -> Self {
         let (state, _) = watch::channel(session.state().clone());
         Self {
             inner: Mutex::new(Inner {
                 session,
-                events: EventQueue::new(events),
+                events,
                 writer: None,
                 lifecycle: VecDeque::new(),
                 armed_for: None,
