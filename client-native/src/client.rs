@@ -56,8 +56,9 @@ impl Client {
     /// once the session is closed (at most the close timeout, plus a second). Messages
     /// that could not be sent come back as [`Event::Unsent`](crate::Event::Unsent).
     ///
-    /// The driver keeps delivering events meanwhile: keep reading the event stream, or
-    /// drop it, so a full event channel cannot hold the close up.
+    /// Events keep arriving meanwhile; while closing, the client reads the socket even if
+    /// the application has stopped reading them, so a slow consumer cannot hold the close
+    /// up.
     pub async fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
         self.shared
             .with(|session, now| session.close(code, reason, now))?;

@@ -12,6 +12,10 @@ use serde::de::DeserializeOwned;
 
 use crate::shared::{Shared, Wakeups, store_waker};
 
+/// Room for events kept between bursts, at most: the queue and the stream swap their
+/// buffers, so this bounds both.
+const KEEP_WHILE_IDLE: usize = 32;
+
 /// The session's events: state changes with their reasons, messages with their cursors,
 /// gaps, and messages handed back. Bounded: an application that stops reading stops the
 /// client reading the socket, so memory stays flat.
@@ -41,6 +45,10 @@ impl Events {
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         if let Some(event) = self.ready.pop_front() {
             return Poll::Ready(Some(event));
+        }
+        if self.ready.capacity() > KEEP_WHILE_IDLE {
+            // A burst is over: an idle connection keeps no room for the next one.
+            self.ready = VecDeque::new();
         }
         let mut inner = self.shared.lock();
         let Some(wakeups) = inner.events.poll_take(&mut self.ready, cx) else {

@@ -30,6 +30,9 @@ use crate::writer::Outbound;
 const MAX_FEED_MESSAGES: usize = 32;
 const MAX_FEED_BYTES: usize = 64 * 1024;
 
+/// Room for outbound frames kept between bursts, at most.
+const KEEP_WHILE_IDLE: usize = 32;
+
 /// How long to wait for our reply to a server's close frame to go out.
 const CLOSE_REPLY_GRACE: Duration = Duration::from_millis(250);
 
@@ -236,6 +239,10 @@ async fn write_until_error(
         }
         sink.flush().await?;
         flushed = queued;
+        if frames.capacity() > KEEP_WHILE_IDLE {
+            // The burst is over; the writer slot gets this buffer on the next swap.
+            frames = VecDeque::new();
+        }
     }
 }
 
