@@ -142,9 +142,12 @@ export class BrowserHost {
   #inbound = null;
   #timer = 0;
   #unsent = [];
+  /** Whether the session reads messages (for their cursor); otherwise it only counts them. */
+  #scan;
 
   constructor(settings, emit) {
     this.#emit = emit;
+    this.#scan = settings.cursorField !== undefined;
     this.#protocols = settings.protocols;
     this.#urlProvider = settings.urlProvider;
   }
@@ -195,7 +198,9 @@ export class BrowserHost {
     socket.onmessage = (event) => {
       const { data, timeStamp } = event;
       this.#inbound = event;
-      if (typeof data === 'string') raw.text(conn, data, timeStamp);
+      // Without a cursor field the session never looks inside a message: spare the copy.
+      if (!this.#scan) raw.text(conn, '', timeStamp);
+      else if (typeof data === 'string') raw.text(conn, data, timeStamp);
       else raw.binary(conn, new Uint8Array(data), timeStamp);
     };
     // An error event always precedes the close event, which carries the code.
