@@ -89,10 +89,9 @@ async fn run(open: OpenRequest, settings: Arc<SocketSettings>, shared: Arc<Share
     };
     drop(open);
     tracing::debug!("handshake complete");
-    let room = shared.feed(conn, [SocketEvent::Opened]);
     let (mut sink, stream) = stream.split();
     let ended = tokio::select! {
-        disconnect = read_until_end(conn, stream, &shared, room) => disconnect,
+        disconnect = read_until_end(conn, stream, &shared) => disconnect,
         result = write_until_error(conn, &mut sink, &shared) => match result {
             Ok(()) => return, // the session released this socket
             Err(error) => stream_error(error),
@@ -161,25 +160,19 @@ async fn connect(open: &OpenRequest, settings: &SocketSettings) -> Result<Stream
     .await
 }
 
-/// Reads until the socket ends, feeding the session each burst of frames under one lock.
-/// While the application's queue is full it reads nothing, which pushes back into TCP: a
-/// slow consumer keeps memory flat.
+/// Reports the socket open, then reads until it ends, feeding the session each burst of
+/// frames under one lock (the first burst along with `Opened`: what arrived with the
+/// handshake). While the application's queue is full it reads nothing, which pushes back
+/// into TCP: a slow consumer keeps memory flat.
 async fn read_until_end(
     conn: ConnId,
     mut stream: SplitStream<Stream>,
     shared: &Shared,
-    mut room: bool,
 ) -> Disconnect {
-    let mut batch = Vec::new();
+    let mut batch = vec![SocketEvent::Opened];
+    let mut item = stream.next().now_or_never().flatten();
     loop {
-        if !room {
-            std::future::poll_fn(|cx| shared.poll_room(cx)).await;
-        }
-        let Some(first) = stream.next().await else {
-            break;
-        };
         let mut bytes = 0;
-        let mut item = Some(first);
         while let Some(next) = item.take() {
             let event = match next {
                 // A copy of exactly the message: its bytes share tungstenite's read buffer,
@@ -211,7 +204,13 @@ async fn read_until_end(
                 item = stream.next().now_or_never().flatten();
             }
         }
-        room = shared.feed(conn, batch.drain(..));
+        if !shared.feed(conn, batch.drain(..)) {
+            std::future::poll_fn(|cx| shared.poll_room(cx)).await;
+        }
+        match stream.next().await {
+            Some(next) => item = Some(next),
+            None => break,
+        }
     }
     Disconnect::Abnormal {
         detail: "connection closed without a close frame".into(),
