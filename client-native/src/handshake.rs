@@ -9,19 +9,25 @@ use std::time::Duration;
 use resilient_ws_core::Disconnect;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::burst::BurstReader;
 
 /// An open WebSocket, read in bursts while data streams in.
-pub(crate) type Stream = WebSocketStream<BurstReader<MaybeTlsStream<TcpStream>>>;
+pub(crate) type Stream = WebSocketStream<BurstReader<Box<dyn Transport>>>;
+
+/// The connection under the WebSocket: TCP or TLS over TCP. Boxed, so that a plain
+/// connection carries no room for TLS state it never uses (about 1 KB).
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
 
 /// The largest handshake response accepted.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -97,7 +103,7 @@ impl Handshake<'_> {
         // Small frames must not wait for Nagle.
         tcp.set_nodelay(true)
             .map_err(|error| abnormal(error.to_string()))?;
-        let mut stream = if self.target.tls {
+        let mut stream: Box<dyn Transport> = if self.target.tls {
             let name =
                 ServerName::try_from(self.target.bare_host().to_owned()).map_err(|error| {
                     Disconnect::Tls {
@@ -108,9 +114,9 @@ impl Handshake<'_> {
                 .connect(name, tcp)
                 .await
                 .map_err(tls_error)?;
-            MaybeTlsStream::Rustls(tls)
+            Box::new(tls)
         } else {
-            MaybeTlsStream::Plain(tcp)
+            Box::new(tcp)
         };
         let key = generate_key();
         stream
