@@ -62,7 +62,7 @@ const KINDS: [Kind; 7] = [
     },
     Kind {
         arg: "tls-config",
-        label: "only a rustls `ClientConfig` built as resilient-ws builds one per client",
+        label: "only a rustls `ClientConfig` per client (resilient-ws shares one per process)",
         target: false,
     },
     Kind {
@@ -126,10 +126,11 @@ pub(crate) fn memory(scale: &Scale) -> Table {
         }
     }
     table.note(
-        "the extra rows isolate costs: the rustls root store every resilient-ws client builds \
-         for itself (even for ws://), the socket buffer size (tungstenite zero-fills its whole \
+        "the extra rows isolate costs: custom TLS roots (one configuration shared by the \
+         clients with the same roots), what a rustls configuration per client would cost, the \
+         socket buffer size (tungstenite zero-fills its whole \
          read buffer on the first read, so all of it is resident), and everything but the \
-         socket (offline: session, driver task, channels, TLS config); `open` counts the \
+         socket (offline: session, driver task, queues, TLS config); `open` counts the \
          offline sessions waiting for the network",
     );
     drop(server);
