@@ -5,8 +5,8 @@
 //       client vs the browser's WebSocket vs reconnecting-websocket, JSON.parse per message in
 //       all, N messages each, alternating rounds, medians; with the CPU time per message of the
 //       renderer's main thread, of all of Chromium and of the server (/proc schedstat);
-//   7a. models of resilient-ws's per-message JS costs on a plain WebSocket (the re-dispatch as a
-//       new MessageEvent, the copy of the string into wasm memory), in the same rounds, to say
+//   7a. models of resilient-ws's per-message JS costs on a plain WebSocket (the listeners called
+//       with a light event, the copy of the string into wasm memory), in the same rounds, to say
 //       where its time goes;
 //   7b. a V8 CPU profile of one run of the WebSocket and of resilient-ws;
 //   7c. bundle sizes (minified, gzip -9) of resilient-ws (as scripts/bundle-size.mjs measures
@@ -542,8 +542,8 @@ const MAIN = [
   { id: 'resilient-ws-cursor', kind: 'resilient-ws-cursor', label: 'resilient-ws, `cursorField: \'seq\'`', target: true },
 ];
 const MODELS = [
-  { id: 'model-dispatch', kind: 'model-dispatch', label: '+ re-dispatch: a new `MessageEvent` on an `EventTarget` (+ `on<type>` lookup)' },
-  { id: 'model-copy', kind: 'model-copy', label: '+ one copy in: the JS string → UTF-8 in a memory buffer (no copy back out)' },
+  { id: 'model-relay', kind: 'model-relay', label: '+ relay: the listeners called in turn with a light event object (no DOM dispatch)' },
+  { id: 'model-copy', kind: 'model-copy', label: '+ one copy in: the JS string → UTF-8 in a memory buffer (with `cursorField` only; no copy back out)' },
   { id: 'model-both', kind: 'model-both', label: '+ both (the JS side of resilient-ws\'s path, no wasm work, no JS↔wasm calls)' },
 ];
 
@@ -667,11 +667,11 @@ function throughputTables(figures, options, profile) {
     const both = extra('model-both');
     tables.push(table({
       title: '7a. Where resilient-ws\'s time goes: models',
-      what: `The first ${figures.modelRounds} rounds of the runs above (alternating with the clients; medians of ${figures.modelRounds}): a plain browser WebSocket whose messages go through one of the things resilient-ws does per message before reaching the same listener, modelled in JS on the page. Per message, resilient-ws's host (host.js \`BrowserHost\`) hands the string to the session in wasm (\`raw.text(conn, data)\`: wasm-bindgen's glue copies it into wasm memory as UTF-8, the one copy); the session answers with \`host.message(cursor)\`, and the host re-dispatches the original string, never copied back out, as a new \`MessageEvent\` (resilient-ws.js \`#emit\`: \`dispatchEvent\`, then \`onmessage\`). No microtask, channel or task runs per message. What resilient-ws costs beyond "both" is the session's work in wasm (its bookkeeping, the cursor scan with \`cursorField\`, the allocation and free of the copy) and the calls between JS and wasm (\`raw.text\` in; \`performance.now()\`, the session's clock, and \`host.message\` out). Compare the CPU columns: the throughput of these rows is as noisy as above. + ns/msg = the median over rounds of (this row − the baseline in the same round).`,
+      what: `The first ${figures.modelRounds} rounds of the runs above (alternating with the clients; medians of ${figures.modelRounds}): a plain browser WebSocket whose messages go through one of the things resilient-ws does per message before reaching the same listener, modelled in JS on the page. Per message, resilient-ws's host (host.js \`BrowserHost\`) hands the message to the session in wasm with the event's own \`timeStamp\` as the time (\`raw.text(conn, data, timeStamp)\`: with \`cursorField\` wasm-bindgen's glue copies the string into wasm memory as UTF-8, the one copy; without one an empty string goes in, since the session then never reads the message); the session answers with \`host.message(cursor)\`, and the wrapper calls the \`message\` listeners in turn with a light event object carrying the original data, never copied back out (resilient-ws.js \`#deliver\`: no \`MessageEvent\`, no \`dispatchEvent\`, which cost ~5 µs a message in this browser). No microtask, channel, task or clock read runs per message. What resilient-ws costs beyond "both" is the session's work in wasm (its bookkeeping, the cursor scan with \`cursorField\`, the allocation and free of the copy) and the calls between JS and wasm (\`raw.text\` in, \`host.message\` out). Compare the CPU columns: the throughput of these rows is as noisy as above. + ns/msg = the median over rounds of (this row − the baseline in the same round).`,
       columns: ['path', 'msg/s', 'ratio', 'renderer main thread CPU ns/msg', '+ ns/msg (paired)'],
       rows: rowsModel,
       notes: [
-        `of resilient-ws's ${plus(total)} ns/msg on the renderer's main thread, the JS-side model ("both") accounts for ${plus(both)} (re-dispatch ${plus(extra('model-dispatch'))}, copy in ${plus(extra('model-copy'))}); ${total >= both ? `the remaining ${plus(total - both)} ns/msg is wasm work and crossings` : `more than all of it: the models overshoot by ${(both - total).toFixed(0)} ns/msg`}`,
+        `of resilient-ws's ${plus(total)} ns/msg on the renderer's main thread, the JS-side model ("both") accounts for ${plus(both)} (relay ${plus(extra('model-relay'))}, copy in ${plus(extra('model-copy'))}); ${total >= both ? `the remaining ${plus(total - both)} ns/msg is wasm work and crossings` : `more than all of it: the models overshoot by ${(both - total).toFixed(0)} ns/msg`}`,
         'a run\'s renderer CPU per message moves by several µs from run to run here, the baseline\'s too (11.8-24.3 µs in one series of 8; the thread\'s wake-ups per message depend on how far it lags the network), so the rows of this table are indicative and need not add up; 7b attributes the time directly',
       ],
     }));
@@ -692,7 +692,7 @@ function categorize(frame) {
   if (url.startsWith('wasm://') || url.endsWith('.wasm') || /^(wasm-function|\$)/.test(name)) return 'wasm (RawClient: driver, session)';
   if (url.endsWith('/resilient_ws_wasm.js')) return 'wasm-bindgen glue (the copy in, calls to the host)';
   if (url.endsWith('/host.js')) return 'host.js BrowserHost (socket events in, `message` out)';
-  if (url.endsWith('/resilient-ws.js')) return 'resilient-ws.js wrapper (MessageEvent, dispatchEvent)';
+  if (url.endsWith('/resilient-ws.js')) return 'resilient-ws.js wrapper (the listeners, the light event)';
   if (url.endsWith('/bench.js')) return 'listener (JSON.parse, check)';
   if (!url) return `native: ${name || '(anonymous)'}`;
   return `other JS: ${url.split('/').pop()}`;

@@ -39,28 +39,30 @@ function closePlain(ws) {
   });
 }
 
-// What resilient-ws's wrapper does with each message the session lets through
-// (resilient-ws.js #emit, called by host.js's message(cursor) with the original string): a new
-// MessageEvent with a cursor, dispatched on an EventTarget, then the on<type> property looked up.
-class Relay extends EventTarget {
+// What resilient-ws.js does with each message the session lets through (#deliver, called by
+// host.js's message(cursor) with the original event): its 'message' listeners, kept in an
+// array, called in turn with a light event object (no DOM MessageEvent, no dispatchEvent),
+// then onmessage.
+class Relay {
   constructor() {
-    super();
+    this.listeners = [];
     this.onmessage = null;
   }
 
-  emit(type, data, cursor) {
-    const event = new MessageEvent('message', { data });
-    event.cursor = cursor;
-    this.dispatchEvent(event);
-    const handler = this[`on${type}`];
-    if (typeof handler === 'function') handler.call(this, event);
+  deliver(received, cursor) {
+    const event = { type: 'message', target: this, currentTarget: this, data: received.data, cursor, timeStamp: received.timeStamp };
+    for (const { listener } of this.listeners) {
+      if (event.stopped) return;
+      try { listener.call(this, event); } catch (error) { reportError(error); }
+    }
+    if (typeof this.onmessage === 'function') this.onmessage.call(this, event);
   }
 }
 
 // What wasm-bindgen's glue does to hand each message to the session (host.js calls
 // raw.text(conn, data): passStringToWasm0): the string copied into wasm memory as UTF-8, an
-// ASCII loop and encodeInto for the rest. Nothing is copied back out: the host keeps the
-// original string and re-dispatches it.
+// ASCII loop and encodeInto for the rest; only with a cursor field (without one the session
+// never reads the message). Nothing is copied back out: the host keeps the original event.
 const memory = new Uint8Array(1 << 20);
 const encoder = new TextEncoder();
 function copyIntoMemory(text) {
@@ -76,22 +78,22 @@ function copyIntoMemory(text) {
 }
 
 /** A plain WebSocket whose messages go through the overhead models chosen to `listener`. */
-function modelled(url, listener, { dispatch = false, copy = false }) {
+function modelled(url, listener, { relay = false, copy = false }) {
   const ws = new WebSocket(url);
-  let deliver = (data) => listener({ data });
-  if (dispatch) {
-    const relay = new Relay();
-    relay.addEventListener('message', listener);
-    deliver = (data) => relay.emit('message', data, null);
+  let deliver = (event) => listener(event);
+  if (relay) {
+    const relayed = new Relay();
+    relayed.listeners.push({ listener });
+    deliver = (event) => relayed.deliver(event, null);
   }
   const hand = deliver;
   if (copy) {
-    deliver = (data) => {
-      copyIntoMemory(data);
-      hand(data);
+    deliver = (event) => {
+      copyIntoMemory(event.data);
+      hand(event);
     };
   }
-  ws.addEventListener('message', (event) => deliver(event.data));
+  ws.addEventListener('message', (event) => deliver(event));
   return () => closePlain(ws);
 }
 
@@ -120,9 +122,9 @@ const CLIENTS = {
     ws.addEventListener('message', listener);
     return () => ws.close();
   },
-  'model-dispatch': (url, listener) => modelled(url, listener, { dispatch: true }),
+  'model-relay': (url, listener) => modelled(url, listener, { relay: true }),
   'model-copy': (url, listener) => modelled(url, listener, { copy: true }),
-  'model-both': (url, listener) => modelled(url, listener, { dispatch: true, copy: true }),
+  'model-both': (url, listener) => modelled(url, listener, { relay: true, copy: true }),
 };
 
 function withTimeout(promise, ms, what) {
