@@ -280,7 +280,13 @@ async fn delays_after_healthy_close(code: u16, n: usize) -> Vec<Duration> {
             );
         }
     }
-    assert!(recorder.texts().len() > n);
+    // Each of the n closed connections delivered its message before its close (the last
+    // connection's may still be on its way: it opened, nothing more is known).
+    assert!(
+        recorder.texts().len() >= n,
+        "{code}: {} messages from {n} healthy connections",
+        recorder.texts().len()
+    );
     assert_eq!(server.max_live_connections(), 1);
     client.close(1000, "").await.unwrap();
     server.shutdown().await;
