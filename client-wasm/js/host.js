@@ -145,16 +145,20 @@ export class BrowserHost {
   /** Whether the session reads messages (for their cursor); otherwise it only counts them. */
   #scan;
 
-  constructor(settings, emit) {
-    this.#emit = emit;
+  constructor(settings) {
     this.#scan = settings.cursorField !== undefined;
     this.#protocols = settings.protocols;
     this.#urlProvider = settings.urlProvider;
   }
 
-  /** Binds the client; its first attempt starts on the next microtask, after listeners are attached. */
-  attach(raw) {
+  /**
+   * Binds the client and where its events go; its attempt starts on the next microtask, after
+   * listeners are attached. Undone when the session stops (see `state`), so that a stopped
+   * client the page no longer holds can be collected; `reconnect()` binds again.
+   */
+  attach(raw, emit) {
     this.#raw = raw;
+    this.#emit = emit;
     queueMicrotask(() => raw.signal(SIGNAL.start));
   }
 
@@ -238,7 +242,7 @@ export class BrowserHost {
 
   arm(delayMs) {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#raw.signal(SIGNAL.timeout), delayMs);
+    this.#timer = setTimeout(() => this.#raw?.signal(SIGNAL.timeout), delayMs);
   }
 
   message(cursor) {
@@ -259,13 +263,18 @@ export class BrowserHost {
       event.error = failure === 2 ? `gave up after ${count} failed attempts: ${last}`
         : failure === 3 ? `gave up after retrying for ${count} ms: ${last}` : `rejected: ${last}`;
     }
-    this.#emit('statechange', event);
-    if (state === 'open') this.#emit('open', event);
-    else if (state === 'reconnecting' && !Number.isNaN(event.delayMs)) this.#emit('reconnecting', event);
-    else if (state === 'closed') this.#emit('close', event);
+    const emit = this.#emit;
+    // Stopped: let go of the client. WebAssembly holds this host for good, and through these
+    // the page's client would stay reachable forever. Before the events, so that a listener
+    // calling reconnect() binds again.
+    if (state === 'closed' || state === 'failed') this.#raw = this.#emit = null;
+    emit('statechange', event);
+    if (state === 'open') emit('open', event);
+    else if (state === 'reconnecting' && !Number.isNaN(event.delayMs)) emit('reconnecting', event);
+    else if (state === 'closed') emit('close', event);
     else if (state === 'failed') {
-      this.#emit('error', event);
-      this.#emit('giveup', event);
+      emit('error', event);
+      emit('giveup', event);
     }
   }
 

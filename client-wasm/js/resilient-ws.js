@@ -45,6 +45,7 @@ export class ResilientWebSocket extends EventTarget {
   static CLOSED = 3;
 
   #raw;
+  #host;
   #settings;
   /** 'message' registrations: { listener, capture, once }; replaced, never mutated, so a
    * listener that adds or removes one does not disturb the message being delivered. */
@@ -61,11 +62,10 @@ export class ResilientWebSocket extends EventTarget {
     for (const type of EVENT_TYPES) this[`on${type}`] = null;
     url = String(url);
     const settings = this.#settings = readOptions(url, options);
-    const host = new BrowserHost(settings, (type, a, b) => this.#emit(type, a, b));
+    const host = this.#host = new BrowserHost(settings);
     this.#raw = new RawClient(url, settings.numbers, settings.cursorField,
       settings.resumeParam, settings.heartbeatMessage, host);
-    host.attach(this.#raw);
-    this.#detach = watchBrowser(this.#raw);
+    this.#attach();
   }
 
   /** Queues a message (string, ArrayBuffer or typed array); throws an Error naming the bound when the queue is full. */
@@ -93,8 +93,14 @@ export class ResilientWebSocket extends EventTarget {
   /** Starts again after 'close' or 'giveup'. */
   reconnect() {
     this.#detach();
-    this.#detach = watchBrowser(this.#raw);
+    this.#attach();
     this.#raw.signal(SIGNAL.reconnect);
+  }
+
+  /** Binds the host to this client and the browser's signals to the session (undone when it stops). */
+  #attach() {
+    this.#host.attach(this.#raw, (type, a, b) => this.#emit(type, a, b));
+    this.#detach = watchBrowser(this.#raw);
   }
 
   get state() { return STATES[this.#raw.stats()[STATE_SLOT]]; }

@@ -170,9 +170,9 @@ extern "C" {
 
     type BrowserHost;
     #[wasm_bindgen(constructor)]
-    fn new(settings: &Settings, emit: &Function) -> BrowserHost;
+    fn new(settings: &Settings) -> BrowserHost;
     #[wasm_bindgen(method)]
-    fn attach(this: &BrowserHost, raw: RawClient);
+    fn attach(this: &BrowserHost, raw: RawClient, emit: &Function);
 }
 
 /// `RawClient::stats()` slots: the counters by name (host.js `STATS`), then the state and
@@ -241,7 +241,7 @@ impl Client {
         );
         let function: Function = emit.as_ref().unchecked_ref::<Function>().clone();
         let settings = read_options(url, &options)?;
-        let host = BrowserHost::new(&settings, &function);
+        let host = BrowserHost::new(&settings);
         let raw = RawClient::new(
             url.into(),
             &settings.numbers(),
@@ -251,7 +251,7 @@ impl Client {
             host.clone().unchecked_into(),
         )
         .map_err(JsValue::from)?;
-        host.attach(raw.handle());
+        host.attach(raw.handle(), &function);
         Ok(Self {
             raw,
             settings,
