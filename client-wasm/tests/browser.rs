@@ -175,20 +175,7 @@ extern "C" {
     fn attach(this: &BrowserHost, raw: RawClient, emit: &Function);
 }
 
-/// `RawClient::stats()` slots: the counters by name (host.js `STATS`), then the state and
-/// the last cursor.
-const STATS: [&str; 10] = [
-    "attempts",
-    "reconnects",
-    "staleInputs",
-    "replaysDropped",
-    "messagesDelivered",
-    "messagesSent",
-    "heartbeatTimeouts",
-    "queued",
-    "queuedBytes",
-    "consecutiveFailures",
-];
+/// `RawClient::stats()` slots after the counters (host.js `STATE_SLOT`, `CURSOR_SLOT`).
 const STATE_SLOT: usize = 10;
 const CURSOR_SLOT: usize = 11;
 const STATES: [&str; 7] = [
@@ -292,12 +279,11 @@ impl Client {
         });
     }
 
+    /// A counter by the name the package gives it (host.js `statsObject`).
     fn stat(&self, name: &str) -> f64 {
-        let slot = STATS
-            .iter()
-            .position(|known| *known == name)
-            .unwrap_or_else(|| panic!("stats has no number '{name}'"));
-        self.raw.stats()[slot]
+        get(&stats_object(&self.raw.stats()), name)
+            .as_f64()
+            .unwrap_or_else(|| panic!("stats has no number '{name}'"))
     }
 
     fn events(&self) -> Vec<Emitted> {

@@ -113,12 +113,12 @@ export async function waitUntil(probe, what, timeoutMs = DEFAULT_WAIT_MS, descri
   }
 }
 
-/** Launches headless Chromium; call once per test file (before), close it in after. */
-export function launchBrowser() {
+/** Launches headless Chromium (with `extraArgs` too); call once per test file (before), close it in after. */
+export function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
+      '--disable-component-update', '--disable-sync', '--no-first-run', ...extraArgs],
   });
 }
 

@@ -3,20 +3,15 @@
 // the client's host for good; the host lets go of the client when the session stops.)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { FEED_OPTIONS, createClient, openPage, startFeedServer, waitForDelivered, waitForState } from './helpers.mjs';
+import {
+  FEED_OPTIONS, createClient, launchBrowser, openPage, startFeedServer, waitForDelivered, waitForState,
+} from './helpers.mjs';
 
 let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--js-flags=--expose-gc'],
-  });
-});
+before(async () => { browser = await launchBrowser(['--js-flags=--expose-gc']); });
 after(() => browser?.close());
 
-/** In the page: whether `make()`'s client, dropped after `stop`, is collected (bounded: 50 GCs). */
+/** In the page: whether a client stopped by `stop` ('close' or 'giveup'), then dropped, is collected (bounded: 50 GCs). */
 async function collectedAfter(page, url, stop) {
   return page.evaluate(async ([url, stop]) => {
     let collected = false;
