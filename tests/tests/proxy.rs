@@ -66,6 +66,19 @@ impl Upstream {
     }
 }
 
+/// An echo server and a proxy in front of it.
+async fn echo_behind_proxy() -> (Upstream, FaultProxy) {
+    let upstream = Upstream::echo().await;
+    let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+    (upstream, proxy)
+}
+
+/// Shuts the proxy down, then the server behind it.
+async fn stop(proxy: FaultProxy, upstream: Upstream) {
+    proxy.shutdown().await;
+    upstream.stop().await;
+}
+
 async fn echo(mut socket: TcpStream) {
     let (mut reader, mut writer) = socket.split();
     let _ = tokio::io::copy(&mut reader, &mut writer).await;
@@ -115,8 +128,7 @@ async fn next_read(stream: &mut TcpStream) -> io::Result<usize> {
 #[tokio::test]
 async fn passes_bytes_through_and_counts_connections_exactly() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut first = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut second = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut first, b"hello").await;
@@ -137,8 +149,7 @@ async fn passes_bytes_through_and_counts_connections_exactly() {
         assert_eq!(proxy.max_live_connections(), 2);
         assert_eq!(upstream.accepted(), 2);
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -146,8 +157,7 @@ async fn passes_bytes_through_and_counts_connections_exactly() {
 #[tokio::test]
 async fn reset_resets_open_connections_and_new_ones() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut open, b"ping").await;
 
@@ -166,8 +176,7 @@ async fn reset_resets_open_connections_and_new_ones() {
             "a reset connection never reaches upstream"
         );
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -175,8 +184,7 @@ async fn reset_resets_open_connections_and_new_ones() {
 #[tokio::test]
 async fn a_reset_lifted_at_once_still_resets_every_open_connection() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut open, b"ping").await;
 
@@ -187,8 +195,7 @@ async fn a_reset_lifted_at_once_still_resets_every_open_connection() {
         let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut fresh, b"fine").await;
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -196,8 +203,7 @@ async fn a_reset_lifted_at_once_still_resets_every_open_connection() {
 #[tokio::test]
 async fn blackhole_holds_bytes_both_ways_until_lifted() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut open, b"before").await;
         eventually("echo counted", || {
@@ -225,8 +231,7 @@ async fn blackhole_holds_bytes_both_ways_until_lifted() {
         assert_eq!(read_exact(&mut open, 4).await, b"held");
         assert_echoes(&mut open, b"after").await;
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -234,8 +239,7 @@ async fn blackhole_holds_bytes_both_ways_until_lifted() {
 #[tokio::test]
 async fn stall_handshake_never_reaches_upstream_while_open_connections_pass() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut open, b"open").await;
 
@@ -259,8 +263,7 @@ async fn stall_handshake_never_reaches_upstream_while_open_connections_pass() {
         let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut fresh, b"fresh").await;
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -268,8 +271,7 @@ async fn stall_handshake_never_reaches_upstream_while_open_connections_pass() {
 #[tokio::test]
 async fn slice_forwards_small_segments_spaced_by_the_delay() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         // Long enough that a briefly descheduled test thread does not see two segments as one.
         let delay = Duration::from_millis(80);
         proxy.set_fault(Fault::Slice {
@@ -302,8 +304,7 @@ async fn slice_forwards_small_segments_spaced_by_the_delay() {
             started.elapsed()
         );
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -359,8 +360,7 @@ async fn cut_after_closes_both_sides_after_exactly_that_many_bytes() {
             .expect("upstream side not closed");
         eventually("all closed", || proxy.live_connections() == 0).await;
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -386,8 +386,7 @@ async fn slow_close_delays_passing_on_an_end_of_stream() {
             started.elapsed()
         );
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -417,8 +416,7 @@ async fn latency_delays_every_chunk_and_keeps_the_order() {
         }
         assert_eq!(read_exact(&mut client, sent.len()).await, sent);
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -426,8 +424,7 @@ async fn latency_delays_every_chunk_and_keeps_the_order() {
 #[tokio::test]
 async fn refuse_closes_new_connections_but_not_open_ones() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_echoes(&mut open, b"open").await;
 
@@ -439,8 +436,7 @@ async fn refuse_closes_new_connections_but_not_open_ones() {
         assert_eq!(proxy.connections_accepted(), 2);
         eventually("refused one closed", || proxy.live_connections() == 1).await;
 
-        proxy.shutdown().await;
-        upstream.stop().await;
+        stop(proxy, upstream).await;
     })
     .await;
 }
@@ -448,8 +444,7 @@ async fn refuse_closes_new_connections_but_not_open_ones() {
 #[tokio::test]
 async fn shutdown_closes_every_connection_and_the_listener() {
     within(async {
-        let upstream = Upstream::echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
+        let (upstream, proxy) = echo_behind_proxy().await;
         let mut clients = Vec::new();
         for _ in 0..3 {
             let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
