@@ -5,10 +5,20 @@
 //! that lost the same server evenly over the window instead of letting them return in
 //! waves. With `n = 0` (a healthy connection just dropped) the window is `initial`, so
 //! the first retry goes almost at once.
+//!
+//! After a failure (`n >= 1`) no delay is shorter than [`MIN_DELAY_AFTER_FAILURE`] (or
+//! `initial`, when that is smaller): the draw is from `[floor, window]`, so a server that
+//! fails at once can never pull a client into a tight loop. A server's Retry-After is
+//! honoured with the same jitter on top (see [`BackoffConfig::delay_after`]), so a crowd
+//! told "come back in 2 s" does not come back in one instant.
 
 use core::time::Duration;
 
 use crate::rng::SeededRng;
+
+/// The shortest delay after a failed attempt: 100 ms, or the backoff's `initial` window
+/// when that is smaller.
+pub const MIN_DELAY_AFTER_FAILURE: Duration = Duration::from_millis(100);
 
 /// How long to wait between attempts. See the module docs for the formula.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,11 +49,39 @@ impl BackoffConfig {
         Duration::from_secs_f64(grown.min(self.max.as_secs_f64()))
     }
 
-    /// A delay drawn uniformly from `[0, window(failures)]`, at microsecond resolution.
-    pub(crate) fn delay(&self, failures: u32, rng: &mut SeededRng) -> Duration {
-        let window = u64::try_from(self.window(failures).as_micros()).unwrap_or(u64::MAX);
-        Duration::from_micros(rng.up_to(window))
+    /// The floor under every delay after a failure.
+    pub fn floor(&self) -> Duration {
+        MIN_DELAY_AFTER_FAILURE.min(self.initial)
     }
+
+    /// A delay drawn uniformly from `[0, window(0)]` after a healthy connection, else from
+    /// `[floor, window(failures)]`, at microsecond resolution.
+    pub(crate) fn delay(&self, failures: u32, rng: &mut SeededRng) -> Duration {
+        let floor = if failures == 0 {
+            Duration::ZERO
+        } else {
+            self.floor()
+        };
+        floor + jitter(self.window(failures) - floor, rng)
+    }
+
+    /// The delay before retrying when the server asked for `retry_after`: at least the
+    /// floor, plus a uniform draw from the backoff window, so clients refused together
+    /// spread out over at least one window instead of returning together.
+    pub(crate) fn delay_after(
+        &self,
+        retry_after: Duration,
+        failures: u32,
+        rng: &mut SeededRng,
+    ) -> Duration {
+        retry_after.max(self.floor()) + jitter(self.window(failures.max(1)), rng)
+    }
+}
+
+/// Uniform in `[0, window]`, at microsecond resolution.
+fn jitter(window: Duration, rng: &mut SeededRng) -> Duration {
+    let window = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(rng.up_to(window))
 }
 
 /// `base` raised to `exponent` by squaring: `f64::powi` lives in `std`, and the core is
@@ -83,12 +121,60 @@ mod tests {
         let window = backoff.window(4);
         assert!(delays.iter().all(|d| *d <= window));
         assert!(
+            delays.iter().all(|d| *d >= MIN_DELAY_AFTER_FAILURE),
+            "never below the floor after a failure"
+        );
+        assert!(
             delays.iter().any(|d| *d < window / 10),
-            "full jitter reaches near zero"
+            "full jitter reaches near the floor"
         );
         assert!(
             delays.iter().any(|d| *d > window * 9 / 10),
             "and near the top"
+        );
+    }
+
+    #[test]
+    fn after_a_healthy_connection_the_first_retry_may_go_at_once() {
+        let backoff = BackoffConfig::default();
+        let mut rng = SeededRng::new(5);
+        let delays: Vec<Duration> = (0..2_000).map(|_| backoff.delay(0, &mut rng)).collect();
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(5)));
+        assert!(delays.iter().all(|d| *d <= backoff.initial));
+    }
+
+    #[test]
+    fn floor_is_the_initial_window_when_smaller() {
+        let backoff = BackoffConfig {
+            initial: Duration::from_millis(10),
+            ..BackoffConfig::default()
+        };
+        assert_eq!(backoff.floor(), Duration::from_millis(10));
+        let mut rng = SeededRng::new(9);
+        assert!((0..500).all(|_| backoff.delay(1, &mut rng) >= Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn retry_after_gets_a_floor_and_a_window_of_jitter() {
+        let backoff = BackoffConfig::default();
+        let mut rng = SeededRng::new(11);
+        let zero: Vec<Duration> = (0..1_000)
+            .map(|_| backoff.delay_after(Duration::ZERO, 1, &mut rng))
+            .collect();
+        assert!(zero.iter().all(|d| *d >= MIN_DELAY_AFTER_FAILURE));
+        let two = Duration::from_secs(2);
+        let spread: Vec<Duration> = (0..1_000)
+            .map(|_| backoff.delay_after(two, 1, &mut rng))
+            .collect();
+        assert!(
+            spread
+                .iter()
+                .all(|d| *d >= two && *d <= two + backoff.window(1))
+        );
+        let (low, high) = (spread.iter().min().unwrap(), spread.iter().max().unwrap());
+        assert!(
+            *high - *low > backoff.window(1) * 8 / 10,
+            "spread over the window"
         );
     }
 

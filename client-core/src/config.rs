@@ -50,6 +50,13 @@ pub struct Config {
     /// Deadline for a graceful close to flush the queue and finish the close handshake.
     /// Default 5 s.
     pub close_timeout: Duration,
+    /// The driver confirms each message written to the OS socket with
+    /// [`SocketEvent::Written`](crate::SocketEvent::Written) and hands back what a socket
+    /// never wrote with [`Session::return_unwritten`](crate::Session::return_unwritten).
+    /// Messages stay counted against the queue's bounds until confirmed, and
+    /// [`Stats::messages_sent`](crate::Stats::messages_sent) counts confirmed ones. Off:
+    /// a message counts as written once handed to the driver. Default off.
+    pub confirm_writes: bool,
 }
 
 impl Config {
@@ -70,6 +77,7 @@ impl Config {
             start_cursor: None,
             contiguous_cursors: false,
             close_timeout: Duration::from_secs(5),
+            confirm_writes: false,
         }
     }
 
@@ -138,6 +146,7 @@ impl fmt::Debug for Config {
             .field("start_cursor", &self.start_cursor)
             .field("contiguous_cursors", &self.contiguous_cursors)
             .field("close_timeout", &self.close_timeout)
+            .field("confirm_writes", &self.confirm_writes)
             .finish()
     }
 }

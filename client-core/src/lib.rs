@@ -79,7 +79,7 @@ mod stats;
 mod time;
 mod timer;
 
-pub use backoff::BackoffConfig;
+pub use backoff::{BackoffConfig, MIN_DELAY_AFTER_FAILURE};
 pub use command::{Command, OpenRequest};
 pub use config::Config;
 pub use error::{CloseError, ConfigError, SendError};

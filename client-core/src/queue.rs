@@ -1,4 +1,5 @@
-//! The outbound queue: what the application sent that has not yet been handed to a socket.
+//! The outbound queue: what the application sent that has not yet been handed to a socket,
+//! and, for drivers that confirm writes, what was handed over but not yet written.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -36,11 +37,17 @@ pub struct Unsent {
     pub payload: Payload,
 }
 
-/// Messages in the order they were sent, bounded by count and bytes.
+/// Messages in the order they were sent, bounded by count and bytes. Messages handed to
+/// a socket and not yet confirmed written count against the bounds too: a peer that
+/// stops reading fills the queue, and `send` says so, instead of a writer's buffer
+/// growing behind it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OutboundQueue {
     messages: VecDeque<Unsent>,
     bytes: usize,
+    /// Handed to a socket, not yet confirmed written: ids and lengths, oldest first.
+    in_flight: VecDeque<(MsgId, usize)>,
+    in_flight_bytes: usize,
     bounds: QueueBounds,
 }
 
@@ -49,6 +56,8 @@ impl OutboundQueue {
         Self {
             messages: VecDeque::new(),
             bytes: 0,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             bounds,
         }
     }
@@ -62,8 +71,8 @@ impl OutboundQueue {
                 max_bytes: self.bounds.max_bytes,
             });
         }
-        if self.messages.len() >= self.bounds.max_messages
-            || self.bytes + len > self.bounds.max_bytes
+        if self.messages.len() + self.in_flight.len() >= self.bounds.max_messages
+            || self.bytes + self.in_flight_bytes + len > self.bounds.max_bytes
         {
             return Err(SendError::QueueFull {
                 payload,
@@ -81,6 +90,39 @@ impl OutboundQueue {
         let message = self.messages.pop_front()?;
         self.bytes -= message.payload.len();
         Some(message)
+    }
+
+    /// The oldest message, kept counted as in flight until [`confirm`](Self::confirm)
+    /// or [`requeue`](Self::requeue).
+    pub(crate) fn pop_in_flight(&mut self) -> Option<Unsent> {
+        let message = self.pop()?;
+        let len = message.payload.len();
+        self.in_flight.push_back((message.id, len));
+        self.in_flight_bytes += len;
+        Some(message)
+    }
+
+    /// The `n` oldest messages in flight were written; returns how many there were.
+    pub(crate) fn confirm(&mut self, n: usize) -> usize {
+        let n = n.min(self.in_flight.len());
+        for (_, len) in self.in_flight.drain(..n) {
+            self.in_flight_bytes -= len;
+        }
+        n
+    }
+
+    /// The socket is gone: `unwritten` (the newest messages in flight, oldest first) go
+    /// back to the front of the queue; the rest of those in flight were written. Returns
+    /// how many were written.
+    pub(crate) fn requeue(&mut self, unwritten: Vec<Unsent>) -> usize {
+        let written = self.in_flight.len().saturating_sub(unwritten.len());
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
+        for message in unwritten.into_iter().rev() {
+            self.bytes += message.payload.len();
+            self.messages.push_front(message);
+        }
+        written
     }
 
     /// Empties the queue, oldest first.
@@ -140,6 +182,34 @@ mod tests {
         let err = q.push(MsgId(2), "b".into()).unwrap_err();
         assert!(matches!(err, SendError::QueueFull { queued: 1, .. }));
         assert_eq!(err.into_payload(), Payload::from("b"));
+    }
+
+    #[test]
+    fn messages_in_flight_count_against_the_bounds_until_confirmed() {
+        let mut q = queue(2, 100);
+        q.push(MsgId(1), "a".into()).unwrap();
+        q.push(MsgId(2), "b".into()).unwrap();
+        assert_eq!(q.pop_in_flight().unwrap().id, MsgId(1));
+        assert!(
+            q.push(MsgId(3), "c".into()).is_err(),
+            "one queued, one in flight"
+        );
+        assert_eq!(q.confirm(5), 1);
+        q.push(MsgId(3), "c".into()).unwrap();
+    }
+
+    #[test]
+    fn unwritten_messages_go_back_to_the_front_in_order() {
+        let mut q = queue(10, 100);
+        for id in 1..=4 {
+            q.push(MsgId(id), "x".into()).unwrap();
+        }
+        let handed: Vec<Unsent> = (0..3).map(|_| q.pop_in_flight().unwrap()).collect();
+        assert_eq!(q.confirm(1), 1);
+        let written = q.requeue(handed[1..].to_vec());
+        assert_eq!(written, 0);
+        let order: Vec<u64> = q.take_all().iter().map(|m| m.id.get()).collect();
+        assert_eq!(order, [2, 3, 4]);
     }
 
     #[test]

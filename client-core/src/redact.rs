@@ -2,7 +2,8 @@
 
 use alloc::string::String;
 /// `url` with every query value replaced by `***`, user info removed and the fragment
-/// dropped, so tokens passed in URLs never reach a log.
+/// dropped, so tokens passed in URLs never reach a log. A bare query item (`?SECRET`, no
+/// `=`) is a value without a name, so it is hidden too: only names survive.
 pub fn redact_url(url: &str) -> String {
     let without_fragment = url.split_once('#').map_or(url, |(head, _)| head);
     let (base, query) = match without_fragment.split_once('?') {
@@ -37,7 +38,7 @@ pub fn redact_url(url: &str) -> String {
                     out.push_str(name);
                     out.push_str("=***");
                 }
-                None => out.push_str(pair),
+                None => out.push_str("***"),
             }
         }
     }
@@ -56,6 +57,11 @@ mod tests {
             "wss://***@h:443/feed?token=***&cursor=***"
         );
         assert_eq!(redact_url("ws://h/feed"), "ws://h/feed");
-        assert_eq!(redact_url("ws://h?flag"), "ws://h?flag");
+    }
+
+    #[test]
+    fn bare_query_items_are_hidden() {
+        assert_eq!(redact_url("wss://h/ws?SECRET"), "wss://h/ws?***");
+        assert_eq!(redact_url("ws://h?a=1&SECRET&b"), "ws://h?a=***&***&***");
     }
 }

@@ -12,7 +12,7 @@ use crate::heartbeat::{HeartbeatDue, Liveness, Probe};
 use crate::ids::{ConnId, IdSequence, MsgId};
 use crate::input::SocketEvent;
 use crate::payload::Payload;
-use crate::queue::OutboundQueue;
+use crate::queue::{OutboundQueue, Unsent};
 use crate::resume::{Admission, Cursor, ReplayFilter};
 use crate::retry::{Disconnect, RetryAction};
 use crate::rng::SeededRng;
@@ -49,8 +49,13 @@ pub struct Session {
     socket: Option<Socket>,
     conn_ids: IdSequence,
     msg_ids: IdSequence,
-    /// Failed attempts since the last healthy connection.
+    /// Failed attempts since the last healthy connection: the backoff's exponent. Only
+    /// the stability window resets it, so a flapping server always backs the client off.
     failures: u32,
+    /// Failed attempts since the last progress (a healthy connection, or a connection
+    /// that delivered a new message): what the failure cap counts. Replays are not
+    /// progress.
+    fruitless: u32,
     /// When the current run of failures began.
     failing_since: Option<Timestamp>,
     online: bool,
@@ -76,8 +81,12 @@ struct Socket {
 enum SocketPhase {
     Handshaking,
     Open {
-        /// Stayed open for the stability window or delivered a message.
+        /// Stayed open for the stability window.
         healthy: bool,
+        /// Delivered a new message (not a replay).
+        progressed: bool,
+        /// The driver holds inbound data the application has not taken yet.
+        backlog: bool,
         liveness: Liveness,
         close_sent: bool,
     },
@@ -107,6 +116,7 @@ impl Session {
             conn_ids: IdSequence::default(),
             msg_ids: IdSequence::default(),
             failures: 0,
+            fruitless: 0,
             failing_since: None,
             online: true,
             close_request: None,
@@ -163,6 +173,7 @@ impl Session {
             return;
         }
         self.failures = 0;
+        self.fruitless = 0;
         self.failing_since = None;
         self.start_attempt(now, Reason::ConnectCalled);
     }
@@ -289,7 +300,25 @@ impl Session {
             SocketEvent::Pong => {
                 self.on_inbound(now);
             }
+            SocketEvent::Written(n) => {
+                self.counters.messages_sent += self.queue.confirm(n) as u64;
+            }
+            SocketEvent::Backlog(waiting) => self.on_backlog(now, waiting),
             SocketEvent::Ended(disconnect) => self.on_ended(now, disconnect),
+        }
+    }
+
+    /// For drivers with [`Config::confirm_writes`]: socket `conn` is gone (it ended, or
+    /// the session released it) and `unwritten` are the application messages handed to
+    /// it that never reached the OS socket, oldest first. They go back to the front of
+    /// the queue, ahead of everything sent since, and leave on the next connection; once
+    /// the session has stopped they come back in [`Event::Unsent`]. Every other message
+    /// handed to the socket counts as written.
+    pub fn return_unwritten(&mut self, conn: ConnId, unwritten: alloc::vec::Vec<Unsent>) {
+        let _ = conn; // Only one socket is ever in flight: its Abort came before any Open.
+        self.counters.messages_sent += self.queue.requeue(unwritten) as u64;
+        if self.state.is_terminal() || self.state == State::Closing && self.socket.is_none() {
+            self.hand_back_unsent();
         }
     }
 
@@ -352,8 +381,12 @@ impl Session {
             if !take_queued {
                 return None;
             }
-            let message = self.queue.pop()?;
-            self.counters.messages_sent += 1;
+            let message = if self.config.confirm_writes {
+                self.queue.pop_in_flight()?
+            } else {
+                self.counters.messages_sent += 1;
+                self.queue.pop()?
+            };
             return Some(Command::Send {
                 conn: socket.id,
                 payload: message.payload,
@@ -420,6 +453,8 @@ impl Session {
         }
         socket.phase = SocketPhase::Open {
             healthy: false,
+            progressed: false,
+            backlog: false,
             liveness: Liveness::new(now),
             close_sent: false,
         };
@@ -454,7 +489,6 @@ impl Session {
         if !self.on_inbound(now) {
             return;
         }
-        self.mark_healthy();
         let cursor = self
             .config
             .cursor
@@ -472,8 +506,22 @@ impl Session {
             }
             Admission::Deliver => {}
         }
+        self.mark_progress();
         self.counters.messages_delivered += 1;
         self.events.push_back(Event::Message { payload, cursor });
+    }
+
+    fn on_backlog(&mut self, now: Timestamp, waiting: bool) {
+        if let Some(Socket {
+            phase: SocketPhase::Open { backlog, .. },
+            ..
+        }) = self.socket.as_mut()
+        {
+            *backlog = waiting;
+        }
+        // Data that arrived, or was handed over just now, proves the connection alive
+        // until now.
+        self.on_inbound(now);
     }
 
     /// Records proof of life; false when the socket is not open yet.
@@ -490,17 +538,32 @@ impl Session {
         true
     }
 
+    /// The stability window passed: the failure run is over.
     fn mark_healthy(&mut self) {
         if let Some(Socket {
             phase: SocketPhase::Open { healthy, .. },
             ..
         }) = self.socket.as_mut()
         {
-            if !*healthy {
-                *healthy = true;
-                self.failures = 0;
+            *healthy = true;
+            self.failures = 0;
+            self.fruitless = 0;
+            self.failing_since = None;
+        }
+    }
+
+    /// A new message arrived: the failure cap and the retry budget start over, but the
+    /// backoff keeps growing until the connection proves stable.
+    fn mark_progress(&mut self) {
+        if let Some(Socket {
+            phase: SocketPhase::Open { progressed, .. },
+            ..
+        }) = self.socket.as_mut()
+        {
+            if !*progressed {
+                *progressed = true;
+                self.fruitless = 0;
                 self.failing_since = None;
-                self.timers.stop(Timer::Stable);
             }
         }
     }
@@ -528,11 +591,20 @@ impl Session {
             (
                 Some(heartbeat),
                 Some(Socket {
-                    phase: SocketPhase::Open { liveness, .. },
+                    phase:
+                        SocketPhase::Open {
+                            liveness, backlog, ..
+                        },
                     ..
                 }),
-            ) => liveness.deadline(heartbeat).1,
+            ) => (!*backlog).then(|| liveness.deadline(heartbeat).1),
             _ => return,
+        };
+        let Some(due) = due else {
+            // Data waits for the application: the connection was heard from, and cannot
+            // be judged until the application takes it.
+            self.on_inbound(now);
+            return;
         };
         match due {
             HeartbeatDue::Probe => self.send_probe(now),
@@ -570,13 +642,18 @@ impl Session {
 
     /// The current socket ended or failed: release it, then close, fail or retry.
     fn on_ended(&mut self, now: Timestamp, disconnect: Disconnect) {
-        let was_healthy = matches!(
-            self.socket,
+        let (was_healthy, progressed) = match &self.socket {
             Some(Socket {
-                phase: SocketPhase::Open { healthy: true, .. },
+                phase:
+                    SocketPhase::Open {
+                        healthy,
+                        progressed,
+                        ..
+                    },
                 ..
-            })
-        );
+            }) => (*healthy, *progressed),
+            _ => (false, false),
+        };
         let close_sent = matches!(
             self.socket,
             Some(Socket {
@@ -599,6 +676,9 @@ impl Session {
         }
         if !was_healthy {
             self.failures += 1;
+            if !progressed {
+                self.fruitless += 1;
+            }
             self.failing_since.get_or_insert(now);
         }
         self.schedule_retry(now, disconnect);
@@ -612,15 +692,19 @@ impl Session {
                 .config
                 .backoff
                 .delay(self.failures.max(1), &mut self.rng),
-            RetryAction::ReconnectAfter(wait) => wait,
+            RetryAction::ReconnectAfter(wait) => {
+                self.config
+                    .backoff
+                    .delay_after(wait, self.failures, &mut self.rng)
+            }
         };
         if self
             .config
             .max_failures
-            .is_some_and(|max| self.failures >= max)
+            .is_some_and(|max| self.fruitless >= max)
         {
             let failure = Failure::TooManyFailures {
-                attempts: self.failures,
+                attempts: self.fruitless,
                 last: disconnect,
             };
             return self.fail(now, failure);

@@ -139,12 +139,15 @@ fn first_retry_after_a_healthy_connection_is_quick() {
         let mut sim = Sim::new(
             test_config(),
             seed,
-            vec![Behaviour::serve(10, After::Drop), Behaviour::serve_all()],
+            vec![
+                Behaviour::serve(10, After::Drop).lingering(secs(2)),
+                Behaviour::serve_all(),
+            ],
         );
         sim.connect();
         sim.run_until(secs(30), |s| s.delivered().len() == 50);
         sim.assert_exactly_once(50);
-        // The drop came after messages were delivered: healthy, so the window is `initial`.
+        // The drop came after the stability window: healthy, so the window is `initial`.
         let delay = sim.states().iter().find_map(|(_, state)| match state {
             State::Reconnecting {
                 delay, attempt: 1, ..
@@ -166,7 +169,7 @@ fn close_1013_skips_the_quick_retry_and_1012_does_not() {
             test_config(),
             seed,
             vec![
-                Behaviour::serve(3, After::Close(code)),
+                Behaviour::serve(3, After::Close(code)).lingering(secs(2)),
                 Behaviour::serve_all(),
             ],
         );
@@ -416,8 +419,14 @@ fn retry_after_is_honoured() {
         sim.run_until(secs(30), |s| s.delivered().len() == 50);
         sim.assert_exactly_once(50);
         let opens = sim.opens();
-        // The rejection arrives after one network latency; the retry waits exactly 7 s.
-        assert_eq!(opens[1].0 - opens[0].0, secs(7) + sim.latency, "{status}");
+        // The rejection arrives after one network latency; the retry waits 7 s plus a
+        // jitter drawn from the backoff window, so a crowd told "7 s" spreads out.
+        let waited = opens[1].0 - opens[0].0 - sim.latency;
+        let window = sim.session.config().backoff.window(1);
+        assert!(
+            waited >= secs(7) && waited <= secs(7) + window,
+            "{status}: {waited:?}"
+        );
     }
 }
 
@@ -443,7 +452,12 @@ fn retry_after_is_capped_and_missing_header_takes_the_backoff() {
     sim.connect();
     sim.run_until(secs(30), |s| s.delivered().len() == 50);
     let opens = sim.opens();
-    assert_eq!(opens[1].0 - opens[0].0, secs(2) + sim.latency);
+    let waited = opens[1].0 - opens[0].0 - sim.latency;
+    let window = sim.session.config().backoff.window(1);
+    assert!(
+        waited >= secs(2) && waited <= secs(2) + window,
+        "{waited:?}"
+    );
     assert!(opens[2].0 - opens[1].0 <= Duration::from_millis(400) + sim.latency);
 }
 
@@ -825,4 +839,116 @@ fn poll_control_leaves_queued_messages_but_not_control_commands() {
         session.poll_control(),
         Some(Command::Close { .. })
     ));
+}
+
+#[test]
+fn retry_after_zero_never_loops_tightly() {
+    for seed in SEEDS {
+        let mut config = test_config();
+        config.max_failures = None;
+        let mut sim = Sim::new(
+            config,
+            seed,
+            vec![Behaviour::Reject {
+                status: 503,
+                retry_after: Some(Duration::ZERO),
+            }],
+        );
+        sim.connect();
+        sim.run_for(secs(10));
+        let opens = sim.opens();
+        let floor = sim.session.config().backoff.floor();
+        for pair in opens.windows(2) {
+            assert!(pair[1].0 - pair[0].0 >= floor, "{}", sim.context());
+        }
+        assert!(opens.len() < 110, "{} attempts in 10 s", opens.len());
+    }
+}
+
+#[test]
+fn a_crowd_told_the_same_retry_after_spreads_over_the_backoff_window() {
+    let retry_at = |seed: u64| {
+        let mut sim = Sim::new(
+            test_config(),
+            seed,
+            vec![
+                Behaviour::Reject {
+                    status: 503,
+                    retry_after: Some(secs(2)),
+                },
+                Behaviour::serve_all(),
+            ],
+        );
+        sim.connect();
+        sim.run_until(secs(10), |s| s.opens().len() == 2);
+        sim.opens()[1].0
+    };
+    let times: Vec<Timestamp> = (0..30).map(retry_at).collect();
+    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    let window = test_config().backoff.window(1);
+    assert!(
+        *last - *first >= window / 2,
+        "30 clients returned within {:?}",
+        *last - *first
+    );
+}
+
+/// A server that accepts, sends one new message and closes: the messages are progress,
+/// so the session goes on, but never faster than a growing backoff.
+#[test]
+fn flapping_with_new_data_backs_off_and_goes_on() {
+    for seed in SEEDS {
+        let mut config = test_config();
+        config.max_failures = Some(3);
+        let mut sim = Sim::new(config, seed, vec![Behaviour::serve(1, After::Close(1011))]);
+        sim.connect();
+        sim.run_until(secs(60), |s| s.delivered().len() == 12);
+        assert_eq!(
+            sim.delivered(),
+            (1..=12).collect::<Vec<u64>>(),
+            "{}",
+            sim.context()
+        );
+        let attempts: Vec<u32> = sim
+            .states()
+            .iter()
+            .filter_map(|(_, state)| match state {
+                State::Reconnecting { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attempts[..5], [2, 3, 4, 5, 6], "{}", sim.context());
+        assert!(
+            !matches!(sim.session.state(), State::Failed(_)),
+            "{}",
+            sim.context()
+        );
+    }
+}
+
+/// The same server, but its one message is a replay the client drops: no progress, so
+/// the failure cap ends the session.
+#[test]
+fn flapping_with_only_replays_ends_at_the_failure_cap() {
+    for seed in SEEDS {
+        let mut config = test_config();
+        config.max_failures = Some(3);
+        let script = vec![
+            Behaviour::serve(5, After::Close(1011)).lingering(secs(2)),
+            Behaviour::serve_with_overlap(Some(1), After::Close(1011), 1),
+        ];
+        let mut sim = Sim::new(config, seed, script);
+        sim.connect();
+        sim.run_for(secs(60));
+        assert!(
+            matches!(
+                sim.session.state(),
+                State::Failed(Failure::TooManyFailures { attempts: 3, .. })
+            ),
+            "{}",
+            sim.context()
+        );
+        assert_eq!(sim.delivered(), (1..=5).collect::<Vec<u64>>());
+        assert_eq!(sim.opens().len(), 4, "{}", sim.context());
+    }
 }

@@ -28,6 +28,8 @@ const CANARY: &str = "CANARY-";
 const URL_CANARY: &str = "CANARY-URL-1234";
 const HEADER_CANARY: &str = "CANARY-HEADER-5678";
 const PROVIDER_CANARY: &str = "CANARY-PROVIDER-9012";
+/// A bare query item (`?SECRET`, no name): some APIs take a key that way.
+const BARE_CANARY: &str = "CANARY-BARE-3456";
 
 /// Records from the `log` crate (tungstenite and rustls log through it), captured for the
 /// whole test binary: `log` allows one logger per process.
@@ -234,8 +236,8 @@ async fn tokens_in_the_url_and_headers_never_reach_the_logs() {
     let _guard = tracing::subscriber::set_default(subscriber(capture.clone()));
 
     let server = ScriptServer::start(script()).await.expect("server");
-    let url = server.url(&format!("/feed?token={URL_CANARY}&x=1"));
-    let redacted_url = format!("ws://{}/feed?token=***&x=***", server.addr());
+    let url = server.url(&format!("/feed?token={URL_CANARY}&x=1&{BARE_CANARY}"));
+    let redacted_url = format!("ws://{}/feed?token=***&x=***&***", server.addr());
     let mut builder = fast(Client::builder(url))
         .header("Authorization", format!("Bearer {HEADER_CANARY}"))
         .header("X-Api-Key", HEADER_CANARY);

@@ -40,6 +40,9 @@ pub struct Serve {
     pub after: After,
     /// Start this many messages before the client's cursor (the client must deduplicate).
     pub replay_overlap: u64,
+    /// How long to stay open after the messages before `after` (past the stability
+    /// window, the connection counts as healthy).
+    pub linger: Duration,
 }
 
 /// What a served connection does after its messages.
@@ -62,6 +65,7 @@ impl Behaviour {
             messages: None,
             after: After::KeepOpen,
             replay_overlap: 0,
+            linger: Duration::ZERO,
         })
     }
 
@@ -71,6 +75,7 @@ impl Behaviour {
             messages: Some(messages),
             after,
             replay_overlap: 0,
+            linger: Duration::ZERO,
         })
     }
 
@@ -80,7 +85,16 @@ impl Behaviour {
             messages,
             after,
             replay_overlap: overlap,
+            linger: Duration::ZERO,
         })
+    }
+
+    /// This behaviour, staying open `linger` after its messages before `after`.
+    pub fn lingering(self, linger: Duration) -> Self {
+        match self {
+            Self::Serve(serve) => Self::Serve(Serve { linger, ..serve }),
+            other => other,
+        }
     }
 }
 
@@ -446,7 +460,7 @@ impl Sim {
                 Delivery::Input(conn, SocketEvent::Message(feed_message(n))),
             );
         }
-        let at = at + self.message_interval;
+        let at = at + self.message_interval + serve.linger;
         match serve.after {
             After::KeepOpen => {}
             After::Drop => {
