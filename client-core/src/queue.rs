@@ -125,6 +125,11 @@ impl OutboundQueue {
         written
     }
 
+    /// Whether messages handed to a socket wait for the driver's word on them.
+    pub(crate) fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
     /// Empties the queue, oldest first.
     pub(crate) fn take_all(&mut self) -> Vec<Unsent> {
         self.bytes = 0;

@@ -761,6 +761,11 @@ impl Session {
     }
 
     fn hand_back_unsent(&mut self) {
+        if self.queue.has_in_flight() {
+            // The driver returns what the socket never wrote (`return_unwritten`); those
+            // are older, so everything comes back then, in order.
+            return;
+        }
         let unsent = self.queue.take_all();
         if !unsent.is_empty() {
             self.events.push_back(Event::Unsent(unsent));

@@ -331,8 +331,11 @@ impl ClientBuilder {
             tls: self.tls.client_config()?,
         };
         let close_timeout = self.config.close_timeout;
+        // The writer confirms what reached the OS socket, so nothing unwritten is lost.
+        let mut config = self.config;
+        config.confirm_writes = true;
         let seed = self.seed.unwrap_or_else(random_seed);
-        let mut session = Session::new(self.config, seed)?;
+        let mut session = Session::new(config, seed)?;
         let clock = Clock::start();
         session.connect(clock.now());
         let span =

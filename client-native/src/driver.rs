@@ -20,9 +20,6 @@ struct Step {
     /// Whether a timer is armed at all.
     armed: bool,
     terminal: bool,
-    /// The application's queue is full: timers wait, as the socket does, so a slow
-    /// consumer is not mistaken for a dead connection.
-    paused: bool,
 }
 
 pub(crate) struct Driver {
@@ -69,7 +66,9 @@ impl Driver {
             tokio::select! {
                 biased;
                 () = self.shared.wake.notified() => {}
-                () = timer.as_mut(), if step.armed && !step.paused => {
+                // Timers never wait for the application: a slow consumer holds back the
+                // socket's reads (see `socket`), never the deadlines, retries or heartbeat.
+                () = timer.as_mut(), if step.armed => {
                     self.shared.with(|session, now| session.handle_timeout(now));
                     self.shared.lock().armed_for = None;
                 }
@@ -101,7 +100,6 @@ impl Driver {
             rearm,
             armed: inner.armed_for.is_some(),
             terminal: inner.session.state().is_terminal(),
-            paused: !inner.has_room(),
         };
         drop(inner);
         wakeups.wake_others(&self.shared);
@@ -113,21 +111,25 @@ impl Driver {
             Command::Open(open) => {
                 debug_assert!(self.socket.is_none(), "the session aborts before it opens");
                 let conn = open.conn;
-                {
+                let written = {
                     let mut inner = self.shared.lock();
                     if inner.session.current_conn() != Some(conn) {
                         return; // released before it was opened: its Abort follows
                     }
-                    inner.writer = Some(WriterSlot::new(conn));
-                }
+                    let slot = WriterSlot::new(conn);
+                    let written = slot.written_counter();
+                    inner.writer = Some(slot);
+                    written
+                };
                 self.socket = Some(SocketTask::spawn(
                     open,
                     Arc::clone(&self.settings),
                     Arc::clone(&self.shared),
+                    written,
                 ));
             }
             Command::Abort { conn } => {
-                self.shared.lock().writer.take_if(|slot| slot.conn == conn);
+                // The pump took the socket's writer slot and its unwritten messages.
                 if let Some(socket) = self.socket.take_if(|socket| socket.conn == conn) {
                     socket.abort().await;
                 }

@@ -127,15 +127,26 @@ impl EventQueue {
         }
     }
 
-    /// Adds an event for the application; false when nobody reads them any more.
+    /// Adds an event for the application; false when nobody reads them any more. While
+    /// the queue is full, a state change replaces the state change queued last instead
+    /// of growing the queue: the session's timers go on whatever the application does
+    /// (a dead server keeps a reconnecting client busy), and the latest state is what
+    /// the application needs when it catches up.
     pub(crate) fn push(&mut self, event: Event) -> bool {
-        if !self.closed {
-            if let Event::Message { payload, .. } = &event {
-                self.bytes += payload.len();
-            }
-            self.queue.push_back(event);
+        if self.closed {
+            return false;
         }
-        !self.closed
+        if self.is_full() && matches!(event, Event::StateChanged { .. }) {
+            if let Some(last @ Event::StateChanged { .. }) = self.queue.back_mut() {
+                *last = event;
+                return true;
+            }
+        }
+        if let Event::Message { payload, .. } = &event {
+            self.bytes += payload.len();
+        }
+        self.queue.push_back(event);
+        true
     }
 
     /// Whether the socket should stop reading until the application catches up.

@@ -4,7 +4,8 @@
 //! tokens.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
 
 use resilient_ws_core::Disconnect;
 use rustls::ClientConfig;
@@ -19,9 +20,11 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::burst::BurstReader;
+use crate::retry_after::parse_retry_after;
+use crate::written::CountWrites;
 
 /// An open WebSocket, read in bursts while data streams in.
-pub(crate) type Stream = WebSocketStream<BurstReader<Box<dyn Transport>>>;
+pub(crate) type Stream = WebSocketStream<BurstReader<CountWrites<Box<dyn Transport>>>>;
 
 /// The connection under the WebSocket: TCP or TLS over TCP. Boxed, so that a plain
 /// connection carries no room for TLS state it never uses (about 1 KB).
@@ -92,6 +95,8 @@ pub(crate) struct Handshake<'a> {
     pub(crate) protocols: &'a [String],
     pub(crate) websocket: WebSocketConfig,
     pub(crate) tls: Arc<ClientConfig>,
+    /// Counts the bytes the OS accepts once the WebSocket is open (see `written`).
+    pub(crate) written: Arc<AtomicU64>,
 }
 
 impl Handshake<'_> {
@@ -125,7 +130,7 @@ impl Handshake<'_> {
             .map_err(|error| abnormal(format!("sending the handshake failed: {error}")))?;
         let leftover = read_response(&mut stream, &key, self.protocols).await?;
         Ok(WebSocketStream::from_partially_read(
-            BurstReader::new(stream),
+            BurstReader::new(CountWrites::new(stream, self.written)),
             leftover,
             Role::Client,
             Some(self.websocket),
@@ -203,8 +208,7 @@ fn check_response(
         return Err(Disconnect::Rejected {
             status,
             retry_after: header("retry-after")
-                .and_then(|value| value.parse::<u64>().ok())
-                .map(Duration::from_secs),
+                .and_then(|value| parse_retry_after(value, SystemTime::now())),
         });
     }
     let upgraded = header("upgrade").is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
@@ -287,6 +291,8 @@ mod tests {
         assert!(Target::parse("http://h/").is_err());
         assert!(Target::parse("ws:///nohost").is_err());
     }
+
+    use std::time::Duration;
 
     #[tokio::test]
     async fn responses_are_checked() {

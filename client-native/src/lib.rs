@@ -43,10 +43,12 @@ mod error;
 mod events;
 mod handshake;
 mod request;
+mod retry_after;
 mod shared;
 mod socket;
 mod tls;
 mod writer;
+mod written;
 
 pub use builder::{
     ClientBuilder, DEFAULT_EVENT_BUFFER, DEFAULT_EVENT_BUFFER_BYTES, DEFAULT_IO_BUFFER,

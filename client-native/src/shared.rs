@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use resilient_ws_core::{Command, ConnId, Event, Session, SocketEvent, State, Timestamp};
+use resilient_ws_core::{Command, ConnId, Event, Session, SocketEvent, State, Timestamp, Unsent};
 use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::Clock;
 use crate::events::EventQueue;
@@ -158,23 +159,29 @@ impl Shared {
         Poll::Pending
     }
 
-    /// For socket `conn`'s writer: counts `flushed` queued messages as written, then
-    /// moves every frame waiting into `into` and returns how many queued messages are
-    /// among them. `None` once the session has released the socket.
+    /// For socket `conn`'s writer: tells the session which messages the OS has wholly
+    /// accepted since the last call, then moves every frame waiting into `into`.
+    /// `None` once the session has released the socket.
     pub(crate) fn poll_frames(
         &self,
         conn: ConnId,
-        flushed: &mut usize,
-        into: &mut VecDeque<Outbound>,
+        into: &mut VecDeque<Message>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<usize>> {
+    ) -> Poll<Option<()>> {
         let mut inner = self.lock();
         let Some(slot) = inner.writer.as_mut().filter(|slot| slot.conn == conn) else {
             return Poll::Ready(None);
         };
-        let (taken, reopened) = slot.poll_take(std::mem::take(flushed), into, cx);
-        if reopened {
-            // The window had closed: the session may hand over more queued messages.
+        let (taken, written, reopened) = slot.poll_take(into, cx);
+        if written > 0 {
+            let now = self.clock.now();
+            inner
+                .session
+                .handle_socket(conn, SocketEvent::Written(written), now);
+        }
+        if written > 0 || reopened {
+            // Room in the queue's bounds or the write window: the session may hand over
+            // more queued messages.
             let wakeups = self.pump(&mut inner);
             drop(inner);
             wakeups.wake(self);
@@ -215,28 +222,39 @@ impl Shared {
                 }
                 Command::Abort { conn } => {
                     if let Some(slot) = writer.take_if(|slot| slot.conn == conn) {
-                        // Its writer ends; the driver aborts the task and waits for it.
-                        wakeups.writer = slot.into_waker();
+                        // What it never wrote goes back to the session before anything
+                        // else can be handed out. Its writer ends; the driver aborts the
+                        // task and waits for it.
+                        let (unwritten, waker) = slot.finish();
+                        session.return_unwritten(conn, unwritten);
+                        wakeups.writer = waker;
                     }
                     lifecycle.push_back(command);
                     wakeups.driver();
                     continue;
                 }
                 Command::Send { conn, payload, id } => {
-                    let frame = if id.is_some() {
-                        Outbound::Queued(payload)
-                    } else {
-                        Outbound::Control(payload)
+                    let frame = match id {
+                        Some(id) => Outbound::Queued(id, payload),
+                        None => Outbound::Control(payload),
                     };
                     (conn, frame)
                 }
                 Command::Ping { conn } => (conn, Outbound::Ping),
                 Command::Close { conn, code, reason } => (conn, Outbound::Close { code, reason }),
             };
-            // A frame for a socket already released is moot.
-            if let Some(slot) = writer.as_mut().filter(|slot| slot.conn == conn) {
-                if let Some(waker) = slot.push(frame) {
-                    wakeups.writer = Some(waker);
+            match writer.as_mut().filter(|slot| slot.conn == conn) {
+                Some(slot) => {
+                    if let Some(waker) = slot.push(frame) {
+                        wakeups.writer = Some(waker);
+                    }
+                }
+                // No writer for it: an application message goes back to the session;
+                // anything else for a released socket is moot.
+                None => {
+                    if let Outbound::Queued(id, payload) = frame {
+                        session.return_unwritten(conn, vec![Unsent { id, payload }]);
+                    }
                 }
             }
         }

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -17,13 +18,12 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::Instrument;
 
 use crate::handshake::{Handshake, Stream, Target};
 use crate::request::{AttemptInfo, ConnectRequest, RequestProvider};
 use crate::shared::Shared;
-use crate::writer::Outbound;
 
 /// Messages fed to the session under one lock at most, and their bytes: batching spares
 /// a lock and a wake-up of the application per message, the bounds keep the batch small.
@@ -57,10 +57,11 @@ impl SocketTask {
         open: OpenRequest,
         settings: Arc<SocketSettings>,
         shared: Arc<Shared>,
+        written: Arc<AtomicU64>,
     ) -> Self {
         let conn = open.conn;
         let span = tracing::debug_span!("socket", conn = conn.get(), attempt = open.attempt);
-        let task = run(open, settings, shared).instrument(span);
+        let task = run(open, settings, shared, written).instrument(span);
         Self {
             conn,
             handle: tokio::spawn(task),
@@ -75,11 +76,16 @@ impl SocketTask {
     }
 }
 
-async fn run(open: OpenRequest, settings: Arc<SocketSettings>, shared: Arc<Shared>) {
+async fn run(
+    open: OpenRequest,
+    settings: Arc<SocketSettings>,
+    shared: Arc<Shared>,
+    written: Arc<AtomicU64>,
+) {
     let conn = open.conn;
     // Boxed: the handshake's state is large and needed only until the socket is open,
     // while the task's own allocation lasts as long as the connection.
-    let stream = match Box::pin(connect(&open, &settings)).await {
+    let stream = match Box::pin(connect(&open, &settings, written)).await {
         Ok(stream) => stream,
         Err(disconnect) => {
             tracing::debug!(error = %disconnect, "attempt failed");
@@ -90,11 +96,18 @@ async fn run(open: OpenRequest, settings: Arc<SocketSettings>, shared: Arc<Share
     drop(open);
     tracing::debug!("handshake complete");
     let (mut sink, stream) = stream.split();
+    let reader = read_until_end(conn, stream, &shared);
+    tokio::pin!(reader);
     let ended = tokio::select! {
-        disconnect = read_until_end(conn, stream, &shared) => disconnect,
+        disconnect = &mut reader => disconnect,
         result = write_until_error(conn, &mut sink, &shared) => match result {
             Ok(()) => return, // the session released this socket
-            Err(error) => stream_error(error),
+            // A write fails when the server closed or the connection broke under it.
+            // What the reader has (the server's close frame and code, above all) says
+            // what happened; our own write racing a close is never a protocol error.
+            Err(error) => tokio::time::timeout(CLOSE_REPLY_GRACE, &mut reader)
+                .await
+                .unwrap_or_else(|_| write_error(error)),
         },
     };
     if let Disconnect::Protocol { code, .. } = &ended {
@@ -112,7 +125,11 @@ async fn run(open: OpenRequest, settings: Arc<SocketSettings>, shared: Arc<Share
 
 /// Builds the attempt's handshake and performs it: the provider's (or the configured)
 /// URL and headers, plus the resume parameter or header, plus subprotocols.
-async fn connect(open: &OpenRequest, settings: &SocketSettings) -> Result<Stream, Disconnect> {
+async fn connect(
+    open: &OpenRequest,
+    settings: &SocketSettings,
+    written: Arc<AtomicU64>,
+) -> Result<Stream, Disconnect> {
     let provided = match &settings.provider {
         Some(provider) => {
             let info = AttemptInfo {
@@ -155,6 +172,7 @@ async fn connect(open: &OpenRequest, settings: &SocketSettings) -> Result<Stream
         protocols: &settings.protocols,
         websocket: settings.websocket,
         tls: Arc::clone(&settings.tls),
+        written,
     }
     .open()
     .await
@@ -204,16 +222,50 @@ async fn read_until_end(
                 item = stream.next().now_or_never().flatten();
             }
         }
-        if !shared.feed(conn, batch.drain(..)) {
-            std::future::poll_fn(|cx| shared.poll_room(cx)).await;
-        }
-        match stream.next().await {
-            Some(next) => item = Some(next),
-            None => break,
+        item = if shared.feed(conn, batch.drain(..)) {
+            stream.next().await
+        } else {
+            next_when_room(conn, &mut stream, shared).await
+        };
+        if item.is_none() {
+            break;
         }
     }
     Disconnect::Abnormal {
         detail: "connection closed without a close frame".into(),
+    }
+}
+
+/// The application is behind, so no message may be read: waits for room, reading only
+/// the control frames in front of the next message (they prove the connection alive).
+/// A message that arrives meanwhile is held, and the session told that data waits, so
+/// the heartbeat does not mistake the application's slowness for a dead connection; the
+/// held message goes on once there is room. A connection that sends nothing while the
+/// application is behind is judged by the heartbeat as usual.
+async fn next_when_room(
+    conn: ConnId,
+    stream: &mut SplitStream<Stream>,
+    shared: &Shared,
+) -> Option<Result<Message, tungstenite::Error>> {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = std::future::poll_fn(|cx| shared.poll_room(cx)) => return stream.next().await,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                let _ = shared.feed(conn, [SocketEvent::Pong]);
+            }
+            Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Frame(_))) => {
+                let _ = shared.feed(conn, [SocketEvent::Backlog(true)]);
+                std::future::poll_fn(|cx| shared.poll_room(cx)).await;
+                let _ = shared.feed(conn, [SocketEvent::Backlog(false)]);
+                return next;
+            }
+            // A close, an error or the end: the caller reports them at once.
+            other => return other,
+        }
     }
 }
 
@@ -225,37 +277,35 @@ async fn write_until_error(
     shared: &Shared,
 ) -> Result<(), tungstenite::Error> {
     let mut frames = VecDeque::new();
-    let mut flushed = 0;
     loop {
-        let Some(queued) =
-            std::future::poll_fn(|cx| shared.poll_frames(conn, &mut flushed, &mut frames, cx))
-                .await
-        else {
+        if std::future::poll_fn(|cx| shared.poll_frames(conn, &mut frames, cx))
+            .await
+            .is_none()
+        {
             return Ok(());
-        };
+        }
         for frame in frames.drain(..) {
-            sink.feed(into_message(frame)).await?;
+            sink.feed(frame).await?;
         }
         sink.flush().await?;
-        flushed = queued;
         if frames.capacity() > KEEP_WHILE_IDLE {
-            // The burst is over; the writer slot gets this buffer on the next swap.
+            // The burst is over: an idle connection keeps no room for the next one.
             frames = VecDeque::new();
         }
     }
 }
 
-fn into_message(frame: Outbound) -> Message {
-    match frame {
-        Outbound::Queued(payload) | Outbound::Control(payload) => match payload {
-            Payload::Text(text) => Message::Text(text.into()),
-            Payload::Binary(bytes) => Message::Binary(bytes.into()),
-        },
-        Outbound::Ping => Message::Ping(Bytes::new()),
-        Outbound::Close { code, reason } => Message::Close(Some(CloseFrame {
-            code: code.into(),
-            reason: reason.into(),
-        })),
+/// A write failed and the reader could not say why in time.
+fn write_error(error: tungstenite::Error) -> Disconnect {
+    use tungstenite::Error;
+    use tungstenite::error::ProtocolError;
+    match error {
+        Error::Protocol(ProtocolError::SendAfterClosing) | Error::AlreadyClosed => {
+            Disconnect::Abnormal {
+                detail: "the connection closed while sending".into(),
+            }
+        }
+        other => stream_error(other),
     }
 }
 

@@ -43,6 +43,8 @@ pub enum Step {
     Wait(Duration),
     /// Stop reading and answering, but keep the socket open until the server shuts down.
     GoSilent,
+    /// Stop reading for this long (the client's writes back up into TCP), then go on.
+    Stall(Duration),
     /// Echo text and binary messages and answer pings until the client closes. Ends the
     /// connection.
     EchoUntilClosed,

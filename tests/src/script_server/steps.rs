@@ -97,6 +97,7 @@ async fn perform_step(
         }
         // Holding the socket without polling it: no reads, no pongs, until the task is aborted.
         Step::GoSilent => return std::future::pending().await,
+        Step::Stall(pause) => tokio::time::sleep(pause).await,
         Step::EchoUntilClosed => {
             listen(socket, inbox, Echo::Yes).await?;
             return Ok(Flow::Ended);
