@@ -909,10 +909,16 @@ impl Harness {
                 ensure!(self, !self.online, "{after:?} while online");
             }
             (RetryAction::ReconnectAfter(wait), State::Reconnecting { delay, .. }) => {
+                // The server's wait (at least the floor), plus up to a backoff window of
+                // jitter so a crowd told the same Retry-After does not return together.
+                let backoff = &self.session.config().backoff;
+                let least = wait.max(backoff.floor());
+                let failures = self.session.stats().consecutive_failures;
+                let most = least + backoff.window(failures.max(1));
                 ensure!(
                     self,
-                    *delay == wait,
-                    "Retry-After {wait:?} but delay {delay:?}"
+                    least <= *delay && *delay <= most,
+                    "Retry-After {wait:?} but delay {delay:?}, not within [{least:?}, {most:?}]"
                 );
             }
             (

@@ -10,8 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::sample::select;
 use resilient_ws_core::{
-    BackoffConfig, Config, Cursor, CursorExtractor, Disconnect, HeartbeatConfig, Payload, Probe,
-    QueueBounds, ResumeMode, RetryPolicy,
+    BackoffConfig, Config, Cursor, CursorExtractor, Disconnect, HeartbeatConfig,
+    MIN_DELAY_AFTER_FAILURE, Payload, Probe, QueueBounds, ResumeMode, RetryPolicy,
 };
 
 pub(crate) const URLS: [&str; 2] = [
@@ -92,9 +92,13 @@ impl Spec {
         config
     }
 
-    /// The longest delay a retry may wait: the backoff cap or the Retry-After cap.
+    /// The longest delay a retry may wait.
     pub(crate) fn delay_cap(&self) -> Duration {
-        Duration::from_millis(self.backoff_max_ms.max(self.max_retry_after_ms))
+        let floor = Duration::from_millis(self.backoff_initial_ms).min(MIN_DELAY_AFTER_FAILURE);
+        // A Retry-After (at most `max_retry_after`, at least the floor) gets up to a
+        // backoff window of jitter on top; a backoff delay stays within the window.
+        Duration::from_millis(self.max_retry_after_ms).max(floor)
+            + Duration::from_millis(self.backoff_max_ms)
     }
 }
 
