@@ -11,7 +11,8 @@
 //! 2. stale input changes nothing but `stale_inputs`, and produces no output;
 //! 3. no `Open` after `close()` or a failure until the next `connect()` (nor while offline);
 //! 4. every backoff delay is within `[0, cap]` and `retry_at == now + delay`;
-//! 5. attempt numbers stay within `1..=max_failures`;
+//! 5. attempt numbers stay within `1..=max_failures` until a new message arrives (the cap
+//!    counts only failed connections that brought nothing new);
 //! 6. delivered cursors strictly increase, replays are dropped, `last_cursor` follows them;
 //! 7. the outbound queue stays within its bounds (and matches the model's queue);
 //! 8. `poll_timeout` is never earlier than the latest time given;

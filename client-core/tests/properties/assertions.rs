@@ -333,10 +333,11 @@ impl Harness {
                 ensure!(
                     self,
                     request.attempt >= 1
-                        && self
-                            .spec
-                            .max_failures
-                            .is_none_or(|max| request.attempt <= max),
+                        && (self.progressed
+                            || self
+                                .spec
+                                .max_failures
+                                .is_none_or(|max| request.attempt <= max)),
                     "Open with attempt {} (max {:?})",
                     request.attempt,
                     self.spec.max_failures
@@ -464,8 +465,10 @@ impl Harness {
     /// Invariants 4 and 5 on a state; `entered_now` when the state was entered at the
     /// current time (a `StateChanged` of this operation), so `retry_at == now + delay`.
     fn check_state_shape(&self, state: &State, entered_now: bool) -> Result<(), TestCaseError> {
-        let within_cap =
-            |attempt: u32| attempt >= 1 && self.spec.max_failures.is_none_or(|max| attempt <= max);
+        let within_cap = |attempt: u32| {
+            attempt >= 1
+                && (self.progressed || self.spec.max_failures.is_none_or(|max| attempt <= max))
+        };
         match state {
             State::Connecting { attempt } => {
                 ensure!(
@@ -712,7 +715,7 @@ impl Harness {
             counted == model,
             "counters (attempts, reconnects, stale, replays, delivered, sent) {counted:?}, model {model:?}"
         );
-        if let Some(max) = self.spec.max_failures {
+        if let Some(max) = self.spec.max_failures.filter(|_| !self.progressed) {
             ensure!(
                 self,
                 stats.consecutive_failures <= max,

@@ -104,6 +104,9 @@ pub(crate) struct Harness {
     // Inbound.
     pub(crate) server_seq: u64,
     pub(crate) last_delivered: Option<Cursor>,
+    /// A new message was delivered at some point: from then on attempt numbers may pass
+    /// the cap, which counts only failed connections that brought nothing new.
+    pub(crate) progressed: bool,
     // Model counters.
     pub(crate) attempts: u64,
     pub(crate) opens: u64,
@@ -167,6 +170,7 @@ impl Harness {
             last_sent_id: None,
             server_seq: spec.start_cursor.unwrap_or(0),
             last_delivered: spec.start_cursor.map(Cursor),
+            progressed: false,
             attempts: 0,
             opens: 0,
             stale_inputs: 0,
@@ -302,6 +306,7 @@ impl Harness {
             self.step, step.op, step.shift_ms
         ));
         let now_before = self.now;
+        let delivered_before = self.delivered;
         let t = match step.op {
             Op::Advance { .. } | Op::AdvanceToDeadline => self.now,
             _ => self.shifted(step.shift_ms),
@@ -424,10 +429,15 @@ impl Harness {
             self.check_terminal_stays_quiet(&before.state, &commands, &state)?;
         }
 
+        // A run of failures starts with a failure, and ends with a healthy connection or
+        // a new message (progress restarts the retry budget, not the backoff).
         let failures = self.session.stats().consecutive_failures;
+        let failed_now = failures > before.stats.consecutive_failures;
         self.failing_since = match (failures, self.failing_since) {
             (0, _) => None,
-            (_, since) => Some(since.unwrap_or(self.now)),
+            _ if self.delivered > delivered_before => None,
+            (_, Some(since)) => Some(since),
+            (_, None) => failed_now.then_some(self.now),
         };
         for command in &commands {
             self.check_command(command)?;
@@ -511,6 +521,7 @@ impl Harness {
                         }
                         expect.message = Some((payload.clone(), cursor));
                         self.delivered += 1;
+                        self.progressed = true;
                     }
                 }
             }
