@@ -6,7 +6,7 @@
 /** State numbers (report.rs, `field::STATE`) to names. */
 export const STATES = ['idle', 'connecting', 'open', 'reconnecting', 'closing', 'closed', 'failed'];
 
-/** RawClient.stats, in order (client.rs); then the state's number and the last cursor. */
+/** RawClient.stats, in order (client.rs); then the state's number and the last cursor's halves. */
 const STATS = ['attempts', 'reconnects', 'staleInputs', 'replaysDropped', 'messagesDelivered',
   'messagesSent', 'heartbeatTimeouts', 'queued', 'queuedBytes', 'consecutiveFailures'];
 export const STATE_SLOT = 10;
@@ -15,8 +15,12 @@ export const CURSOR_SLOT = 11;
 /** RawClient.signal's inputs (client.rs, `signal`). */
 export const SIGNAL = { start: 0, reconnect: 1, online: 2, offline: 3, checkLiveness: 4, timeout: 5 };
 
-/** Slots of the settings array (settings.rs, `slot`) that are not options. */
-const SLOT = { seedHigh: 0, seedLow: 1, maxFailures: 2, heartbeat: 9, queueMaxBytes: 13 };
+/** Slots of the settings array (settings.rs, `slot`) read or written by name; constants, which a bundler inlines. */
+const SEED_HIGH_SLOT = 0;
+const SEED_LOW_SLOT = 1;
+const HEARTBEAT_SLOT = 9;
+const QUEUE_BYTES_SLOT = 13;
+const CONTIGUOUS_SLOT = 14;
 
 /**
  * The numeric options: [slot in the settings array (settings.rs, `slot`), option path,
@@ -29,8 +33,13 @@ const NUMBERS = [
   [12, 'queue.maxMessages', true], [13, 'queue.maxBytes', true],
 ];
 
-/** Slots of the fields RawClient reports a state change with (report.rs, `field`). */
-const FIELD = { state: 0, attempt: 1, delayMs: 2, reason: 3, disconnect: 4, code: 5, failure: 6, failureCount: 7 };
+
+/**
+ * A cursor's high and low 32 bits (report.rs, `cursor_halves`) as a decimal string, or null
+ * for none: exact to 2^64 - 1, where a number is exact only to 2^53.
+ */
+export const cursorText = (high, low) => (Number.isNaN(high) ? null
+  : `${high ? (BigInt(high) << 32n) + BigInt(low) : low}`);
 
 const REASONS = ['connect requested', 'handshake complete', null, 'backoff elapsed', 'network offline',
   'network back online', 'close requested', 'close handshake complete', 'close timed out'];
@@ -43,20 +52,24 @@ export function readOptions(url, options) {
   if (!/^wss?:\/\//i.test(url)) throw new SyntaxError('resilient-ws: the URL must start with ws:// or wss://');
   options ??= {};
   if (typeof options !== 'object') throw new TypeError('resilient-ws: options must be an object');
-  const numbers = new Float64Array(14).fill(NaN);
+  const numbers = new Float64Array(15).fill(NaN);
   const fail = (path, what) => { throw new TypeError(`resilient-ws: options.${path} must be ${what}`); };
   const read = (path, type) => {
     const [outer, inner] = path.split('.');
     let from = options;
     if (inner) {
       from = options[outer] ?? {};
-      if (typeof from !== 'object') fail(outer, 'an object');
+      // `false` leaves a group at its defaults (`heartbeat: false` is read as off above).
+      if (from !== false && typeof from !== 'object') fail(outer, 'an object');
     }
     const value = from[inner ?? outer];
     if (value !== undefined && typeof value !== type) fail(path, `a ${type}`);
     return value;
   };
 
+  // The heartbeat is on unless turned off.
+  if (options.heartbeat === false) numbers[HEARTBEAT_SLOT] = 0;
+  if (read('contiguousCursors', 'boolean')) numbers[CONTIGUOUS_SLOT] = 1;
   for (const [slot, path, whole, zeroAllowed] of NUMBERS) {
     const value = path === 'maxFailures' && options.maxFailures === null ? Infinity : read(path, 'number');
     if (value === undefined || value === Infinity) {
@@ -74,7 +87,6 @@ export function readOptions(url, options) {
   const [, , initial, max, multiplier] = numbers.subarray(4, 9);
   if ((initial || 250) > (Number.isNaN(max) ? 30_000 : max)) fail('backoff.maxMs', 'at least options.backoff.initialMs');
   if (multiplier < 1) fail('backoff.multiplier', 'at least 1');
-  if (options.heartbeat) numbers[SLOT.heartbeat] = 1;
 
   const protocols = options.protocols ?? [];
   if (!Array.isArray(protocols) || !protocols.every((p) => typeof p === 'string')) fail('protocols', 'an array of strings');
@@ -83,19 +95,19 @@ export function readOptions(url, options) {
   const seed = read('seed', 'number');
   if (seed === undefined) {
     const [high, low] = crypto.getRandomValues(new Uint32Array(2));
-    numbers[SLOT.seedHigh] = high;
-    numbers[SLOT.seedLow] = low;
+    numbers[SEED_HIGH_SLOT] = high;
+    numbers[SEED_LOW_SLOT] = low;
   } else if (!Number.isSafeInteger(seed) || seed < 0) {
     fail('seed', 'a whole number');
   } else {
-    numbers[SLOT.seedHigh] = Math.floor(seed / 2 ** 32);
-    numbers[SLOT.seedLow] = seed % 2 ** 32;
+    numbers[SEED_HIGH_SLOT] = Math.floor(seed / 2 ** 32);
+    numbers[SEED_LOW_SLOT] = seed % 2 ** 32;
   }
   return {
     numbers,
     cursorField: read('cursorField', 'string'),
     resumeParam: read('resumeParam', 'string'),
-    heartbeatMessage: options.heartbeat ? read('heartbeat.message', 'string') : undefined,
+    heartbeatMessage: read('heartbeat.message', 'string'),
     protocols: [...protocols],
     urlProvider,
   };
@@ -110,7 +122,7 @@ export function statsObject(values) {
 
 /** The Error for a refused send (RawClient.sendText's answer), with the queue's figures. */
 export function sendError(outcome, stats, settings) {
-  const maxBytes = settings.numbers[SLOT.queueMaxBytes];
+  const maxBytes = settings.numbers[QUEUE_BYTES_SLOT];
   return new Error(`resilient-ws: send refused: ${outcome === 1 ? `the queue is full (${stats.queued} messages, ${stats.queuedBytes} bytes)`
     : outcome === 2 ? `the message is over the queue's bound of ${Number.isNaN(maxBytes) ? 1 << 20 : maxBytes} bytes`
       : 'the client is closing, closed or failed'}`);
@@ -141,6 +153,9 @@ export class BrowserHost {
   /** The last message event: its data is delivered as is, never copied back out of WebAssembly. */
   #inbound = null;
   #timer = 0;
+  /** How far the wall clock was ahead of the monotonic one at the start; the time slept since. */
+  #ahead = Date.now() - performance.now();
+  #slept = 0;
   #unsent = [];
   /** Whether the session reads messages (for their cursor); otherwise it only counts them. */
   #scan;
@@ -203,9 +218,10 @@ export class BrowserHost {
       const { data, timeStamp } = event;
       this.#inbound = event;
       // Without a cursor field the session never looks inside a message: spare the copy.
-      if (!this.#scan) raw.text(conn, '', timeStamp);
-      else if (typeof data === 'string') raw.text(conn, data, timeStamp);
-      else raw.binary(conn, new Uint8Array(data), timeStamp);
+      const at = timeStamp + this.#slept;
+      if (!this.#scan) raw.text(conn, '', at);
+      else if (typeof data === 'string') raw.text(conn, data, at);
+      else raw.binary(conn, new Uint8Array(data), at);
     };
     // An error event always precedes the close event, which carries the code.
     socket.onclose = (event) => raw.ended(conn, event.code, event.reason);
@@ -240,26 +256,40 @@ export class BrowserHost {
     this.#conn = -1;
   }
 
-  arm(delayMs) {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#raw?.signal(SIGNAL.timeout), delayMs);
+  /**
+   * The session's clock: the page's monotonic clock, which stops while the machine sleeps,
+   * plus the time it slept, seen as the wall clock running ahead of it. So a deadline that
+   * passed during the sleep (a silent connection's) is due at once on waking.
+   */
+  now() {
+    const mono = performance.now();
+    const slept = Date.now() - mono - this.#ahead;
+    // A jump of over a second: the clocks' slow drift apart is not sleep.
+    if (slept > this.#slept + 1000) this.#slept = slept;
+    return mono + this.#slept;
   }
 
-  message(cursor) {
-    this.#emit('message', this.#inbound, Number.isNaN(cursor) ? null : cursor);
+  arm(delayMs) {
+    clearTimeout(this.#timer);
+    // At most a second: each firing reads the clocks (`now`), so a wake from sleep is seen
+    // within a second rather than when a timer set before it runs out.
+    this.#timer = setTimeout(() => this.#raw?.signal(SIGNAL.timeout), Math.min(delayMs, 1000));
+  }
+
+  message(high, low) {
+    this.#emit('message', this.#inbound, cursorText(high, low));
   }
 
   state(fields, detail) {
-    const state = STATES[fields[FIELD.state]];
-    const kind = fields[FIELD.disconnect];
-    const reason = REASONS[fields[FIELD.reason]] ?? disconnectText(kind, fields[FIELD.code], detail);
+    // The slots of report.rs `field`, in order.
+    const [stateCode, attempt, delayMs, reasonCode, kind, code, failure, count] = fields;
+    const state = STATES[stateCode];
+    const reason = REASONS[reasonCode] ?? disconnectText(kind, code, detail);
     const event = { state, reason };
-    if (state === 'connecting' || state === 'reconnecting') event.attempt = fields[FIELD.attempt];
-    if (state === 'reconnecting') event.delayMs = fields[FIELD.delayMs];
+    if (state === 'connecting' || state === 'reconnecting') event.attempt = attempt;
+    if (state === 'reconnecting') event.delayMs = delayMs;
     if (state === 'failed') {
-      const failure = fields[FIELD.failure];
-      const count = fields[FIELD.failureCount];
-      const last = disconnectText(kind, fields[FIELD.code], detail);
+      const last = disconnectText(kind, code, detail);
       event.error = failure === 2 ? `gave up after ${count} failed attempts: ${last}`
         : failure === 3 ? `gave up after retrying for ${count} ms: ${last}` : `rejected: ${last}`;
     }
@@ -278,8 +308,8 @@ export class BrowserHost {
     }
   }
 
-  gap(last, received) {
-    this.#emit('gap', { last, received });
+  gap(lastHigh, lastLow, high, low) {
+    this.#emit('gap', { last: cursorText(lastHigh, lastLow), received: cursorText(high, low) });
   }
 
   unsentText(text) {

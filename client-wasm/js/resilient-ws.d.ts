@@ -4,6 +4,12 @@
 export default function init(input?: RequestInfo | URL | Response | BufferSource | WebAssembly.Module): Promise<unknown>;
 export { init };
 
+/**
+ * A cursor: a decimal string of a whole number up to 2^64 - 1 (a JS number is exact only to
+ * 2^53). Compare two with `BigInt(a) < BigInt(b)`, not `<` on the strings.
+ */
+export type Cursor = string;
+
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' | 'failed';
 
 export interface ResilientWebSocketOptions {
@@ -11,6 +17,11 @@ export interface ResilientWebSocketOptions {
   cursorField?: string;
   /** Resume with ?<resumeParam>=<last cursor> on every reconnect. */
   resumeParam?: string;
+  /**
+   * The server's cursors go up by exactly one per message (default false): a skip is then
+   * reported as a 'gap' event (the message is still delivered).
+   */
+  contiguousCursors?: boolean;
   /** Consecutive failed attempts before giving up (default 10); null never gives up. */
   maxFailures?: number | null;
   /** Deadline for each handshake in ms (default 10000). */
@@ -22,11 +33,14 @@ export interface ResilientWebSocketOptions {
   /** Backoff with full jitter: the window starts at initialMs (default 250), grows by multiplier (default 2) up to maxMs (default 30000). */
   backoff?: { initialMs?: number; maxMs?: number; multiplier?: number };
   /**
-   * Off by default. With `message`, it is sent after intervalMs of silence and the connection is
-   * dropped if nothing arrives within timeoutMs; without it, the connection is dropped after
-   * intervalMs + timeoutMs without inbound traffic.
+   * Dead-connection detection, on by default (intervalMs 15000, timeoutMs 10000); `false` turns
+   * it off. Without `message`, a connection with no inbound traffic for intervalMs + timeoutMs
+   * is dropped and replaced. With `message`, that message is sent after intervalMs of silence
+   * and the connection is dropped if nothing arrives within timeoutMs. Time the machine slept
+   * counts as silence; coming online or the tab becoming visible checks at once (and sends
+   * `message`, when set).
    */
-  heartbeat?: { intervalMs?: number; timeoutMs?: number; message?: string };
+  heartbeat?: false | { intervalMs?: number; timeoutMs?: number; message?: string };
   /** Bounds of the offline queue (default 1024 messages, 1 MiB). */
   queue?: { maxMessages?: number; maxBytes?: number };
   /** Subprotocols to offer. */
@@ -45,8 +59,8 @@ export interface ResilientMessageEvent {
   readonly type: 'message';
   /** The message: a string, or an ArrayBuffer for a binary one. */
   readonly data: string | ArrayBuffer;
-  /** The message's cursor, or null when it has none. */
-  readonly cursor: number | null;
+  /** The message's cursor (a decimal string), or null when it has none. */
+  readonly cursor: Cursor | null;
   readonly target: ResilientWebSocket;
   readonly currentTarget: ResilientWebSocket;
   /** performance.now() when it was delivered. */
@@ -67,9 +81,10 @@ export interface StateChangeEvent extends Event {
   readonly error?: string;
 }
 
+/** With `contiguousCursors`: the server skipped cursors after `last`; `received` was delivered. */
 export interface GapEvent extends Event {
-  readonly last: number;
-  readonly received: number;
+  readonly last: Cursor;
+  readonly received: Cursor;
 }
 
 export interface UnsentEvent extends Event {
@@ -119,7 +134,8 @@ export class ResilientWebSocket extends EventTarget {
 
   readonly state: ConnectionState;
   readonly readyState: 0 | 1 | 2 | 3;
-  readonly lastCursor: number | null;
+  /** The cursor of the last message delivered (a decimal string), or null. */
+  readonly lastCursor: Cursor | null;
   readonly stats: ResilientStats;
 
   onopen: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;

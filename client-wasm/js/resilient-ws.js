@@ -3,7 +3,9 @@
 // browser's WebSocket and timer for it; this file gives it the shape of the browser's
 // WebSocket: an EventTarget with on<type> properties.
 import init, { RawClient } from './resilient_ws_wasm.js';
-import { BrowserHost, CURSOR_SLOT, SIGNAL, STATES, STATE_SLOT, readOptions, sendError, statsObject } from './host.js';
+import {
+  BrowserHost, CURSOR_SLOT, SIGNAL, STATES, STATE_SLOT, cursorText, readOptions, sendError, statsObject,
+} from './host.js';
 
 let ready = null;
 
@@ -106,8 +108,8 @@ export class ResilientWebSocket extends EventTarget {
   get state() { return STATES[this.#raw.stats()[STATE_SLOT]]; }
   get readyState() { return READY_STATES[this.#raw.stats()[STATE_SLOT]]; }
   get lastCursor() {
-    const cursor = this.#raw.stats()[CURSOR_SLOT];
-    return Number.isNaN(cursor) ? null : cursor;
+    const stats = this.#raw.stats();
+    return cursorText(stats[CURSOR_SLOT], stats[CURSOR_SLOT + 1]);
   }
   get stats() { return statsObject(this.#raw.stats()); }
 
@@ -157,7 +159,10 @@ export class ResilientWebSocket extends EventTarget {
   }
 }
 
-/** Feeds the browser's online/offline and visibility signals to the session. */
+/**
+ * Feeds the browser's online/offline and visibility signals to the session; online and a
+ * tab becoming visible also check the connection at once.
+ */
 function watchBrowser(raw) {
   if (typeof window === 'undefined') return () => {};
   const online = () => raw.signal(SIGNAL.online);

@@ -10,8 +10,8 @@ use resilient_ws_core::{CloseError, Disconnect, Payload, SendError, Session, Soc
 use wasm_bindgen::prelude::*;
 
 use crate::driver::Shared;
-use crate::host::{Host, performance_now};
-use crate::report::state_code;
+use crate::host::Host;
+use crate::report::{cursor_halves, state_code};
 use crate::settings::{self, Texts};
 
 /// A session driven in the browser. `js/host.js` feeds it the socket's events and carries
@@ -27,11 +27,11 @@ mod signal {
     pub(super) const START: u8 = 0;
     /// Start again after a close or a failure.
     pub(super) const RECONNECT: u8 = 1;
-    /// The browser is online: reconnect now.
+    /// The browser is online: reconnect now, or check the open connection.
     pub(super) const ONLINE: u8 = 2;
     /// The browser is offline: end the socket now.
     pub(super) const OFFLINE: u8 = 3;
-    /// A hidden tab became visible: probe the connection now.
+    /// A hidden tab became visible: check the connection now.
     pub(super) const CHECK_LIVENESS: u8 = 4;
     /// The host's timer fired.
     pub(super) const TIMEOUT: u8 = 5;
@@ -93,9 +93,17 @@ impl RawClient {
             match input {
                 signal::START if *session.state() == State::Idle => session.connect(now),
                 signal::RECONNECT => session.connect(now),
-                signal::ONLINE => session.set_online(true, now),
+                signal::ONLINE | signal::CHECK_LIVENESS => {
+                    if input == signal::ONLINE {
+                        session.set_online(true, now);
+                    }
+                    // A hidden tab's timers are throttled and a sleeping machine's stop: a
+                    // deadline that passed meanwhile (a silent connection) fires now, and a
+                    // configured ping goes out now.
+                    session.handle_timeout(now);
+                    session.check_liveness(now);
+                }
                 signal::OFFLINE => session.set_online(false, now),
-                signal::CHECK_LIVENESS => session.check_liveness(now),
                 signal::TIMEOUT => {
                     driver.disarm();
                     driver.session.handle_timeout(now);
@@ -180,12 +188,14 @@ impl RawClient {
     }
 
     /// The session's counters in the order host.js names them (`STATS`), then the state
-    /// (`report::field::STATE`'s numbers) and the last delivered cursor (NaN for none).
+    /// (`report::field::STATE`'s numbers) and the last delivered cursor's high and low 32
+    /// bits (NaN for none).
     #[wasm_bindgen]
     pub fn stats(&self) -> Vec<f64> {
         let driver = self.shared.driver.borrow();
         let session = &driver.session;
         let stats = session.stats();
+        let [cursor_high, cursor_low] = cursor_halves(session.last_cursor());
         [
             stats.attempts as f64,
             stats.reconnects as f64,
@@ -198,9 +208,8 @@ impl RawClient {
             stats.queued_bytes as f64,
             f64::from(stats.consecutive_failures),
             f64::from(state_code(session.state())),
-            session
-                .last_cursor()
-                .map_or(f64::NAN, |cursor| cursor.0 as f64),
+            cursor_high,
+            cursor_low,
         ]
         .into()
     }
@@ -218,7 +227,7 @@ impl RawClient {
     }
 
     fn input(&self, conn: f64, event: SocketEvent) {
-        self.input_at(conn, event, performance_now());
+        self.input_at(conn, event, self.shared.host.now());
     }
 
     fn input_at(&self, conn: f64, event: SocketEvent, at: f64) {

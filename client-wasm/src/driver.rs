@@ -7,7 +7,7 @@ use core::cell::RefCell;
 
 use resilient_ws_core::{Command, ConnId, Cursor, Payload, Session, Timestamp};
 
-use crate::host::{Host, performance_now};
+use crate::host::Host;
 use crate::report::report;
 use crate::settings::duration_from_millis;
 
@@ -50,11 +50,11 @@ impl Shared {
 
     /// Runs an input, carries out the commands it produced, then reports its events.
     pub(crate) fn step<R>(&self, input: impl FnOnce(&mut Driver, Timestamp) -> R) -> R {
-        self.step_at(performance_now(), input)
+        self.step_at(self.host.now(), input)
     }
 
-    /// [`Self::step`] at `now_ms` on the page's clock (an event's `timeStamp`), which saves
-    /// reading the clock once per message.
+    /// [`Self::step`] at `now_ms` on the host's clock (an event's `timeStamp` plus the time
+    /// slept), which saves reading the clock once per message.
     pub(crate) fn step_at<R>(
         &self,
         now_ms: f64,

@@ -35,18 +35,19 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub(crate) fn arm(this: &Host, delay_ms: f64);
 
-    /// The socket's last message is delivered, with its cursor (NaN for none).
+    /// The socket's last message is delivered, with its cursor's high and low 32 bits
+    /// (NaN for none; see `report::cursor_halves`).
     #[wasm_bindgen(method)]
-    pub(crate) fn message(this: &Host, cursor: f64);
+    pub(crate) fn message(this: &Host, high: f64, low: f64);
 
     /// The state changed. `fields` and `detail` are laid out as `report::StateFields`
     /// says; the host turns them into the event and its reason text.
     #[wasm_bindgen(method)]
     pub(crate) fn state(this: &Host, fields: &[f64], detail: &str);
 
-    /// Cursors skipped from `last` to `received`.
+    /// Cursors skipped from `last` to `received`, each as its high and low 32 bits.
     #[wasm_bindgen(method)]
-    pub(crate) fn gap(this: &Host, last: f64, received: f64);
+    pub(crate) fn gap(this: &Host, last_high: f64, last_low: f64, high: f64, low: f64);
 
     /// One text message the session gives back unsent; `unsentDone` ends the list.
     #[wasm_bindgen(method, js_name = unsentText)]
@@ -60,7 +61,8 @@ extern "C" {
     #[wasm_bindgen(method, js_name = unsentDone)]
     pub(crate) fn unsent_done(this: &Host);
 
-    /// The page's monotonic clock, in milliseconds.
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    pub(crate) fn performance_now() -> f64;
+    /// The page's monotonic clock in milliseconds, plus the time the machine slept (which
+    /// the browser's monotonic clock leaves out).
+    #[wasm_bindgen(method)]
+    pub(crate) fn now(this: &Host) -> f64;
 }

@@ -10,8 +10,10 @@
 //! copying its text back out of WebAssembly.
 //!
 //! Browsers cannot send Ping frames, so the heartbeat is an application message
-//! (`heartbeat.message`) or, without one, an idle timeout on inbound traffic; it is off
-//! unless configured. Browsers also hide the HTTP status of a refused handshake (every
+//! (`heartbeat.message`) or, without one, an idle timeout on inbound traffic; it is on by
+//! default with the native timings (`heartbeat: false` turns it off). The host's clock
+//! counts the time the machine slept, so a silent connection is noticed on waking; coming
+//! online or a tab becoming visible checks it at once. Browsers also hide the HTTP status of a refused handshake (every
 //! refusal looks like close 1006), so refusals are retried with backoff up to the failure
 //! cap; close codes the server sends after the upgrade (4401, 1008...) still decide as usual.
 //!

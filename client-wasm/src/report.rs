@@ -1,12 +1,12 @@
 //! Session events, handed to the host as calls with numbers and strings: the host builds
 //! the DOM events and the reason texts, so this side formats nothing.
 
-use resilient_ws_core::{Disconnect, Event, Failure, Payload, Reason, State};
+use resilient_ws_core::{Cursor, Disconnect, Event, Failure, Payload, Reason, State};
 
 use crate::host::Host;
 
 /// Slot numbers of the `fields` array of [`Host::state`]; `js/host.js` reads the same
-/// layout (`FIELD`).
+/// layout (`state`, in this order).
 pub(crate) mod field {
     /// The state: 0 idle, 1 connecting, 2 open, 3 reconnecting, 4 closing, 5 closed, 6 failed.
     pub(crate) const STATE: usize = 0;
@@ -43,13 +43,28 @@ pub(crate) fn state_code(state: &State) -> u8 {
     }
 }
 
+/// A cursor as its high and low 32 bits (NaN twice for none): an f64 holds whole numbers
+/// exactly only up to 2^53. `cursorText` in host.js joins them into a decimal string.
+pub(crate) fn cursor_halves(cursor: Option<Cursor>) -> [f64; 2] {
+    cursor.map_or([f64::NAN; 2], |Cursor(value)| {
+        [(value >> 32) as f64, f64::from(value as u32)]
+    })
+}
+
 /// Hands one event to the host.
 pub(crate) fn report(host: &Host, event: Event) {
     match event {
         // The host still holds the message it fed in: only the cursor goes back.
-        Event::Message { cursor, .. } => host.message(cursor.map_or(f64::NAN, |c| c.0 as f64)),
+        Event::Message { cursor, .. } => {
+            let [high, low] = cursor_halves(cursor);
+            host.message(high, low);
+        }
         Event::StateChanged { state, reason } => report_state(host, &state, &reason),
-        Event::CursorGap { last, received } => host.gap(last.0 as f64, received.0 as f64),
+        Event::CursorGap { last, received } => {
+            let [last_high, last_low] = cursor_halves(Some(last));
+            let [high, low] = cursor_halves(Some(received));
+            host.gap(last_high, last_low, high, low);
+        }
         Event::Unsent(unsent) => {
             for message in unsent {
                 match message.payload {

@@ -8,7 +8,8 @@ use core::time::Duration;
 use alloc::string::String;
 use resilient_ws_core::{Config, HeartbeatConfig, Payload, Probe, ResumeMode, json_cursor};
 
-/// Slot numbers of the settings array; `js/host.js` writes the same layout (`SLOT`).
+/// Slot numbers of the settings array; `js/host.js` writes the same layout (`NUMBERS` and
+/// the `*_SLOT` constants).
 pub(crate) mod slot {
     /// High 32 bits of the jitter seed.
     pub(crate) const SEED_HIGH: usize = 0;
@@ -28,7 +29,7 @@ pub(crate) mod slot {
     pub(crate) const BACKOFF_MAX: usize = 7;
     /// `backoff.multiplier`.
     pub(crate) const BACKOFF_MULTIPLIER: usize = 8;
-    /// 1 when a heartbeat is configured.
+    /// 0 when the page turned the heartbeat off (`heartbeat: false`); on otherwise.
     pub(crate) const HEARTBEAT: usize = 9;
     /// `heartbeat.intervalMs`.
     pub(crate) const HEARTBEAT_INTERVAL: usize = 10;
@@ -38,6 +39,8 @@ pub(crate) mod slot {
     pub(crate) const QUEUE_MESSAGES: usize = 12;
     /// `queue.maxBytes`.
     pub(crate) const QUEUE_BYTES: usize = 13;
+    /// 1 for `contiguousCursors: true`.
+    pub(crate) const CONTIGUOUS: usize = 14;
 }
 
 /// The strings among the settings.
@@ -84,9 +87,9 @@ pub(crate) fn read(numbers: &[f64], texts: Texts) -> (u64, Config) {
     if let Some(multiplier) = value(slot::BACKOFF_MULTIPLIER) {
         config.backoff.multiplier = multiplier;
     }
-    // A browser cannot send Ping frames and servers differ in what they answer, so the
-    // heartbeat is off unless asked for.
-    config.heartbeat = (value(slot::HEARTBEAT) == Some(1.0)).then(|| {
+    // On unless turned off, as natively: without it a silent peer is never noticed. A
+    // browser cannot send Ping frames, so without a message it only watches for silence.
+    config.heartbeat = (value(slot::HEARTBEAT) != Some(0.0)).then(|| {
         let defaults = HeartbeatConfig::default();
         HeartbeatConfig {
             interval: millis(slot::HEARTBEAT_INTERVAL).unwrap_or(defaults.interval),
@@ -96,6 +99,7 @@ pub(crate) fn read(numbers: &[f64], texts: Texts) -> (u64, Config) {
                 .map_or(Probe::IdleOnly, |text| Probe::Message(Payload::Text(text))),
         }
     });
+    config.contiguous_cursors = value(slot::CONTIGUOUS) == Some(1.0);
     if let Some(max) = count(slot::QUEUE_MESSAGES) {
         config.queue.max_messages = max;
     }

@@ -139,7 +139,8 @@ fn squash(text: &str) -> String {
 enum Emitted {
     Message {
         data: String,
-        cursor: Option<f64>,
+        /// The decimal string the package hands listeners.
+        cursor: Option<String>,
     },
     /// A `statechange`, with the new state's name.
     State(String),
@@ -167,6 +168,8 @@ extern "C" {
     fn send_error(outcome: u8, stats: &JsValue, settings: &Settings) -> JsValue;
     #[wasm_bindgen(js_name = statsObject)]
     fn stats_object(values: &[f64]) -> JsValue;
+    #[wasm_bindgen(js_name = cursorText)]
+    fn cursor_text(high: f64, low: f64) -> Option<String>;
 
     type BrowserHost;
     #[wasm_bindgen(constructor)]
@@ -175,7 +178,8 @@ extern "C" {
     fn attach(this: &BrowserHost, raw: RawClient, emit: &Function);
 }
 
-/// `RawClient::stats()` slots after the counters (host.js `STATE_SLOT`, `CURSOR_SLOT`).
+/// `RawClient::stats()` slots after the counters (host.js `STATE_SLOT`, `CURSOR_SLOT`, the
+/// cursor's high half; its low half follows).
 const STATE_SLOT: usize = 10;
 const CURSOR_SLOT: usize = 11;
 const STATES: [&str; 7] = [
@@ -216,7 +220,7 @@ impl Client {
                 let entry = match kind.as_str() {
                     "message" => Emitted::Message {
                         data: get(&a, "data").as_string().unwrap_or_default(),
-                        cursor: b.as_f64(),
+                        cursor: b.as_string(),
                     },
                     "statechange" => {
                         Emitted::State(get(&a, "state").as_string().unwrap_or_default())
@@ -267,8 +271,9 @@ impl Client {
         }
     }
 
-    fn last_cursor(&self) -> Option<f64> {
-        Some(self.raw.stats()[CURSOR_SLOT]).filter(|cursor| !cursor.is_nan())
+    fn last_cursor(&self) -> Option<u64> {
+        let stats = self.raw.stats();
+        cursor_text(stats[CURSOR_SLOT], stats[CURSOR_SLOT + 1]).map(|text| parse_cursor(&text))
     }
 
     fn set_online(&self, online: bool) {
@@ -300,9 +305,11 @@ impl Client {
             .borrow()
             .iter()
             .filter_map(|event| match event {
-                Emitted::Message { cursor, data } => Some(
-                    cursor.unwrap_or_else(|| panic!("message without a cursor: {data}")) as u64,
-                ),
+                Emitted::Message { cursor, data } => {
+                    Some(parse_cursor(cursor.as_deref().unwrap_or_else(|| {
+                        panic!("message without a cursor: {data}")
+                    })))
+                }
                 _ => None,
             })
             .collect()
@@ -378,6 +385,12 @@ impl Client {
     }
 }
 
+/// A cursor as the package hands it out: a decimal string.
+fn parse_cursor(text: &str) -> u64 {
+    text.parse()
+        .unwrap_or_else(|_| panic!("a cursor must be a decimal string, got {text:?}"))
+}
+
 /// Every cursor is the previous plus one: nothing lost, nothing delivered twice.
 fn assert_contiguous(client: &Client) {
     let cursors = client.cursors();
@@ -408,6 +421,9 @@ fn bad_options_throw_an_error_that_names_the_field() {
         (NOWHERE, r#"{"cursorField":5}"#, "cursorField"),
         (NOWHERE, r#"{"queue":{"maxMessages":-3}}"#, "maxMessages"),
         (NOWHERE, r#"{"urlProvider":"https://x"}"#, "urlProvider"),
+        (NOWHERE, r#"{"heartbeat":true}"#, "heartbeat"),
+        (NOWHERE, r#"{"heartbeat":{"intervalMs":0}}"#, "intervalMs"),
+        (NOWHERE, r#"{"contiguousCursors":1}"#, "contiguousCursors"),
         ("http://127.0.0.1:9/", "", "ws://"),
     ];
     for (url, options, field) in cases {
@@ -500,7 +516,7 @@ async fn receives_the_feed_with_increasing_cursors() {
     );
     for event in client.events() {
         if let Emitted::Message { data, cursor } = event {
-            let seq = format!("\"seq\":{},", cursor.unwrap_or(f64::NAN));
+            let seq = format!("\"seq\":{},", cursor.as_deref().unwrap_or("none"));
             assert!(
                 data.contains(&seq),
                 "cursor {cursor:?} must come from {data}"
@@ -509,7 +525,7 @@ async fn receives_the_feed_with_increasing_cursors() {
     }
     let last = *cursors.last().expect("messages arrived");
     assert!(
-        client.last_cursor().is_some_and(|c| c as u64 >= last),
+        client.last_cursor().is_some_and(|c| c >= last),
         "lastCursor {:?} must be at least {last}",
         client.last_cursor()
     );
@@ -520,7 +536,7 @@ async fn receives_the_feed_with_increasing_cursors() {
 async fn a_dropped_connection_resumes_exactly_once() {
     let client = Client::connect(
         feed_url(),
-        r#"{"cursorField":"seq","resumeParam":"cursor","backoff":{"initialMs":50,"maxMs":250}}"#,
+        r#"{"cursorField":"seq","resumeParam":"cursor","contiguousCursors":true,"backoff":{"initialMs":50,"maxMs":250}}"#,
     );
     client.wait_open().await;
     client.wait_messages(10).await;

@@ -150,8 +150,8 @@ export async function openPage(browser, server, t) {
   return { context, page, wire };
 }
 
-/** Feed client options used by most tests: cursor in `seq`, resume with ?cursor=. */
-export const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor' };
+/** Feed client options used by most tests: cursor in `seq`, resume with ?cursor=, and a 'gap' event on any skip (the feed server's cursors go up by one), so "no gap" checks can fail. */
+export const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', contiguousCursors: true };
 
 /** Creates a client in the page; returns its index. */
 export function createClient(page, url, options = {}) {

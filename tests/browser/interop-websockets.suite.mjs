@@ -17,7 +17,7 @@ import {
 } from './helpers.mjs';
 import { startListeningServer } from './interop-helpers.mjs';
 
-const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', backoff: { initialMs: 50, maxMs: 500 } };
+const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', contiguousCursors: true, backoff: { initialMs: 50, maxMs: 500 } };
 
 let browser;
 before(async () => { browser = await launchBrowser(); });

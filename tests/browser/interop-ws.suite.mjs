@@ -17,7 +17,7 @@ import {
 } from './helpers.mjs';
 import { startListeningServer } from './interop-helpers.mjs';
 
-const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', backoff: { initialMs: 50, maxMs: 500 } };
+const FEED_OPTIONS = { cursorField: 'seq', resumeParam: 'cursor', contiguousCursors: true, backoff: { initialMs: 50, maxMs: 500 } };
 const HEARTBEAT = { intervalMs: 300, timeoutMs: 300 };
 /** Measured times may exceed their bound by this much: timers, event dispatch, a busy machine. */
 const SLACK_MS = 300;

@@ -71,7 +71,7 @@ test('a passive browser client stays on one connection, then resumes exactly onc
     const index = window.harness.create(url, options);
     window.interopTexts = [];
     window.harness.client(index).ws.addEventListener('message', (e) => window.interopTexts.push(e.data));
-  }, [feed.feedUrl, { cursorField: 'seq', resumeParam: 'cursor', backoff: { initialMs: 100, maxMs: 1000 }, maxFailures: null }]);
+  }, [feed.feedUrl, { cursorField: 'seq', resumeParam: 'cursor', contiguousCursors: true, backoff: { initialMs: 100, maxMs: 1000 }, maxFailures: null }]);
   await waitForState(page, 'open', 10_000);
 
   // Passive: uvicorn pings every second; the browser must answer or be dropped.

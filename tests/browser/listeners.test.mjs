@@ -20,7 +20,7 @@ test("'message' listeners follow the DOM's rules", async (t) => {
     window.listenerCalls = calls;
     const all = (e) => {
       calls.all += 1;
-      if (e.target !== ws || e.type !== 'message' || typeof e.data !== 'string' || typeof e.cursor !== 'number') calls.bad = e;
+      if (e.target !== ws || e.type !== 'message' || typeof e.data !== 'string' || typeof e.cursor !== 'string') calls.bad = e;
     };
     ws.addEventListener('message', all);
     ws.addEventListener('message', all); // the same registration again: ignored
@@ -36,7 +36,7 @@ test("'message' listeners follow the DOM's rules", async (t) => {
     window.addEventListener('error', (e) => { if (e.message.includes('listener failure')) e.preventDefault(); });
     ws.addEventListener('message', () => { throw new Error('listener failure'); });
     ws.addEventListener('message', () => { calls.afterThrow += 1; });
-    ws.addEventListener('message', (e) => { if (e.cursor % 2 === 0) e.stopImmediatePropagation(); });
+    ws.addEventListener('message', (e) => { if (Number(e.cursor) % 2 === 0) e.stopImmediatePropagation(); });
     ws.addEventListener('message', () => { calls.stopped += 1; });
     ws.onmessage = () => { calls.onmessage += 1; };
     return cursors.length;

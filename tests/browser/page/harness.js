@@ -5,28 +5,34 @@ import init, { ResilientWebSocket } from '/pkg/resilient-ws.js';
 
 const LIFECYCLE = ['open', 'close', 'error', 'statechange', 'reconnecting', 'giveup', 'gap', 'unsent'];
 
+/** A cursor (the package's decimal string) as a number for the suites' arithmetic; exact below 2^53. */
+const number = (cursor) => (cursor === null ? null : Number(cursor));
+
 class Recorder {
   constructor(url, options) {
     this.started = performance.now();
     /** Every event but 'message', in order: { type, t (ms since start), ...fields }. */
     this.events = [];
-    /** Cursors of the delivered messages, in delivery order. */
+    /** Cursors of the delivered messages, in delivery order, as numbers. */
     this.cursors = [];
-    /** Messages whose cursor disagrees with the seq in their JSON body. */
+    /** The same, as the package handed them out (decimal strings). */
+    this.cursorTexts = [];
+    /** Messages whose cursor disagrees with the seq in their JSON body (compared as text: exact). */
     this.mismatches = [];
     this.ws = new ResilientWebSocket(url, options);
     for (const type of LIFECYCLE) {
       this.ws.addEventListener(type, (event) => this.#record(type, event));
     }
     this.ws.addEventListener('message', (event) => {
-      const seq = JSON.parse(event.data).seq;
+      const seq = /"seq":\s*"?(\d+)/.exec(event.data)?.[1] ?? null;
       if (seq !== event.cursor) this.mismatches.push({ seq, cursor: event.cursor });
-      this.cursors.push(event.cursor);
+      this.cursors.push(number(event.cursor));
+      this.cursorTexts.push(event.cursor);
     });
   }
 
   #record(type, event) {
-    const entry = { type, t: Math.round(performance.now() - this.started), lastCursor: this.ws.lastCursor };
+    const entry = { type, t: Math.round(performance.now() - this.started), lastCursor: number(this.ws.lastCursor) };
     for (const key of ['state', 'reason', 'attempt', 'delayMs', 'last', 'received']) {
       if (event[key] !== undefined) entry[key] = Number.isNaN(event[key]) ? null : event[key];
     }
@@ -43,7 +49,7 @@ class Recorder {
     return {
       state: this.ws.state,
       readyState: this.ws.readyState,
-      lastCursor: this.ws.lastCursor,
+      lastCursor: number(this.ws.lastCursor),
       stats: this.ws.stats,
       delivered: this.cursors.length,
       now: this.now(),

@@ -5,7 +5,7 @@ import init, { ResilientWebSocket } from 'resilient-ws';
 
 const app = {
   ready: false,
-  /** Cursors of the delivered messages, in delivery order. */
+  /** Cursors of the delivered messages, in delivery order, as numbers (this feed's are small). */
   cursors: [],
   /** Messages whose cursor disagrees with the seq in their JSON body. */
   mismatches: [],
@@ -24,8 +24,9 @@ ws.addEventListener('statechange', (event) => {
 });
 ws.addEventListener('message', (event) => {
   const { seq } = JSON.parse(event.data);
-  if (seq !== event.cursor) app.mismatches.push({ seq, cursor: event.cursor });
-  app.cursors.push(event.cursor);
-  document.querySelector('#cursor').value = String(event.cursor);
+  // Cursors come as decimal strings (exact beyond 2^53).
+  if (String(seq) !== event.cursor) app.mismatches.push({ seq, cursor: event.cursor });
+  app.cursors.push(Number(event.cursor));
+  document.querySelector('#cursor').value = event.cursor;
 });
 app.ready = true;
