@@ -26,6 +26,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{
 const LIMIT: Duration = Duration::from_secs(10);
 /// The backoff window most tests use: short, so retries (or their absence) show quickly.
 const INITIAL: Duration = Duration::from_millis(100);
+/// A short stability window, for the connections that must count as healthy.
+const STABILITY: Duration = Duration::from_millis(50);
 /// Long enough for several backoff windows: a retry that was going to happen has happened.
 const SETTLE: Duration = Duration::from_millis(700);
 
@@ -248,15 +250,18 @@ async fn status_503_without_retry_after_takes_the_normal_backoff() {
 
 // ---- close codes that retry ----
 
-/// Runs a server whose every connection delivers one message (so the connection counts as
-/// healthy) and then closes with `code`, and returns the first `n` retry delays.
+/// Runs a server whose every connection delivers one message, stays open past the
+/// stability window (so the connection counts as healthy) and then closes with `code`,
+/// and returns the first `n` retry delays.
 async fn delays_after_healthy_close(code: u16, n: usize) -> Vec<Duration> {
     let server = start(Script::new(accept(vec![
         Step::SendText("hello".into()),
+        Step::Wait(STABILITY * 2),
         close_step(code, ""),
     ])))
     .await;
     let (client, events) = builder(server.url("/feed"))
+        .stability_window(STABILITY)
         .max_failures(None)
         .connect()
         .unwrap();
