@@ -163,6 +163,17 @@ impl Session {
         self.socket.as_ref().map(|socket| socket.id)
     }
 
+    /// `url`, from a driver's per-attempt request provider for socket `conn`, with the
+    /// resume query parameter applied exactly as to the configured URL in its
+    /// [`Command::Open`]; `None` once `conn` is not the current socket.
+    pub fn resume_url(&self, conn: ConnId, url: &str) -> Option<String> {
+        (self.current_conn() == Some(conn)).then(|| {
+            self.config
+                .resume
+                .apply_to_url(url, self.replay.last_delivered())
+        })
+    }
+
     // ---- Commands from the application ----
 
     /// Starts the session: from idle, closed or failed, makes the first attempt at once.

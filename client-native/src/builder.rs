@@ -326,7 +326,6 @@ impl ClientBuilder {
             headers: self.headers,
             protocols: self.protocols,
             provider: self.provider,
-            resume: self.config.resume.clone(),
             websocket,
             tls: self.tls.client_config()?,
         };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use resilient_ws_core::{ConnId, Disconnect, OpenRequest, Payload, ResumeMode, SocketEvent};
+use resilient_ws_core::{ConnId, Disconnect, OpenRequest, Payload, SocketEvent};
 use rustls::ClientConfig;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
@@ -41,7 +41,6 @@ pub(crate) struct SocketSettings {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) protocols: Vec<String>,
     pub(crate) provider: Option<RequestProvider>,
-    pub(crate) resume: ResumeMode,
     pub(crate) websocket: WebSocketConfig,
     pub(crate) tls: Arc<ClientConfig>,
 }
@@ -85,7 +84,7 @@ async fn run(
     let conn = open.conn;
     // Boxed: the handshake's state is large and needed only until the socket is open,
     // while the task's own allocation lasts as long as the connection.
-    let stream = match Box::pin(connect(&open, &settings, written)).await {
+    let stream = match Box::pin(connect(&open, &settings, &shared, written)).await {
         Ok(stream) => stream,
         Err(disconnect) => {
             tracing::debug!(error = %disconnect, "attempt failed");
@@ -128,6 +127,7 @@ async fn run(
 async fn connect(
     open: &OpenRequest,
     settings: &SocketSettings,
+    shared: &Shared,
     written: Arc<AtomicU64>,
 ) -> Result<Stream, Disconnect> {
     let provided = match &settings.provider {
@@ -140,8 +140,16 @@ async fn connect(
             let provided = provider(info).await.map_err(|error| Disconnect::Abnormal {
                 detail: format!("request provider failed: {error}"),
             })?;
+            // The session applies the resume parameter, as it did to its own URL.
+            let url = shared
+                .lock()
+                .session
+                .resume_url(open.conn, &provided.url)
+                .ok_or_else(|| Disconnect::Abnormal {
+                    detail: "the session released this attempt".into(),
+                })?;
             ConnectRequest {
-                url: settings.resume.apply_to_url(&provided.url, open.cursor),
+                url,
                 headers: provided.headers,
             }
         }
