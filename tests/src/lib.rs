@@ -14,6 +14,7 @@
 
 mod accept_loop;
 mod live_count;
+pub mod matrix;
 pub mod proxy;
 mod recorder;
 pub mod script_server;

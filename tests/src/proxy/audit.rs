@@ -168,7 +168,7 @@ fn client_socket_state(table: &str, client: SocketAddr, proxy: SocketAddr) -> Op
 
 /// An IPv4 address as the table prints it: the address as a native-endian hex word, a colon,
 /// the port in hex.
-fn table_address(address: SocketAddr) -> Option<String> {
+pub(crate) fn table_address(address: SocketAddr) -> Option<String> {
     match address {
         SocketAddr::V4(v4) => Some(format!(
             "{:08X}:{:04X}",

@@ -123,6 +123,7 @@ async fn serve(
             faults.clone(),
             &state.bytes_up,
             rng.fork(0),
+            state.tap.as_ref().map(|tap| (tap, index)),
         );
         let down = pump::run(
             upstream_read,
@@ -131,6 +132,7 @@ async fn serve(
             faults.clone(),
             &state.bytes_down,
             rng.fork(1),
+            None,
         );
         tokio::select! {
             ended = async { tokio::try_join!(up, down) } => match ended {
@@ -141,6 +143,9 @@ async fn serve(
         }
     };
     debug!(index, ?ending, "proxied connection ended");
+    if let Some(tap) = &state.tap {
+        tap.on_end(index);
+    }
     match ending {
         Ending::Reset => {
             reset(&upstream);

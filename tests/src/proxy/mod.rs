@@ -8,6 +8,7 @@ mod connection;
 mod fault;
 mod pump;
 mod splitmix;
+mod tap;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,6 +25,8 @@ pub use audit::SocketOverlap;
 use connection::ClientSocket;
 pub use fault::Fault;
 use fault::FaultControl;
+pub use tap::TappedMessage;
+use tap::UpstreamTap;
 
 /// Seed used by [`FaultProxy::start`], so runs are reproducible unless a test picks its own.
 pub const DEFAULT_SEED: u64 = 0x5EED_0F0F_FA17_CAFE;
@@ -39,6 +42,8 @@ struct ProxyState {
     audit: SocketAudit,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    /// Set by [`FaultProxy::start_tapped`]: what clients wrote, parsed.
+    tap: Option<UpstreamTap>,
 }
 
 /// A TCP proxy from 127.0.0.1 to one upstream address that injects a [`Fault`] on demand.
@@ -67,6 +72,18 @@ impl FaultProxy {
 
     /// Like [`start`](Self::start), with the seed that draws `Fault::Latency` jitter.
     pub async fn start_seeded(upstream: SocketAddr, seed: u64) -> io::Result<Self> {
+        Self::start_with(upstream, seed, false).await
+    }
+
+    /// Like [`start`](Self::start), and also parses what clients write (client to server) so
+    /// that [`upstream_messages`](Self::upstream_messages) tells which messages each client
+    /// put on the wire, and [`unread_upstream_bytes`](Self::unread_upstream_bytes) how much it
+    /// has written that the proxy has not read yet.
+    pub async fn start_tapped(upstream: SocketAddr) -> io::Result<Self> {
+        Self::start_with(upstream, DEFAULT_SEED, true).await
+    }
+
+    async fn start_with(upstream: SocketAddr, seed: u64, tapped: bool) -> io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(ProxyState {
@@ -78,11 +95,15 @@ impl FaultProxy {
             audit: SocketAudit::new(addr),
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
+            tap: tapped.then(|| UpstreamTap::new(addr)),
         });
         let accept_state = Arc::clone(&state);
         let accept_loop = AcceptLoop::spawn(listener, move |socket, peer| {
             let index = accept_state.accepted.fetch_add(1, Ordering::SeqCst);
             accept_state.audit.on_accept(index, peer);
+            if let Some(tap) = &accept_state.tap {
+                tap.on_accept(index, peer);
+            }
             let client = ClientSocket::new(socket, accept_state.live.enter());
             debug!(index, %peer, "proxy accepted a connection");
             let faults = accept_state.faults.watch();
@@ -152,6 +173,38 @@ impl FaultProxy {
     /// Bytes forwarded from the server to clients.
     pub fn bytes_down(&self) -> u64 {
         self.state.bytes_down.load(Ordering::Relaxed)
+    }
+
+    /// With [`start_tapped`](Self::start_tapped): the data messages each client wrote that
+    /// the proxy read, per connection (accept index from 0, in accept order), in the order
+    /// written; control frames left out. Empty for a proxy started otherwise.
+    pub fn upstream_messages(&self) -> Vec<(u64, Vec<TappedMessage>)> {
+        self.state
+            .tap
+            .as_ref()
+            .map(UpstreamTap::messages)
+            .unwrap_or_default()
+    }
+
+    /// With [`start_tapped`](Self::start_tapped): for every connection whose client socket
+    /// is still open or closing, the bytes its client has written to that socket that the
+    /// proxy has not read yet (the client socket's send queue and the proxy socket's receive
+    /// queue, from the kernel's TCP table). `None` without the tap or where the table cannot
+    /// be read (it is Linux's `/proc/net/tcp`).
+    pub fn unread_upstream_bytes(&self) -> Option<Vec<(u64, u64)>> {
+        self.state.tap.as_ref()?.unread_bytes()
+    }
+
+    /// With [`start_tapped`](Self::start_tapped): per connection (accept index), the most
+    /// bytes its client had written that the proxy had not read, as measured by
+    /// [`unread_upstream_bytes`](Self::unread_upstream_bytes) and when the proxy tore the
+    /// connection down (what is unread then is lost with it). Empty without the tap.
+    pub fn most_unread_upstream_bytes(&self) -> Vec<(u64, u64)> {
+        self.state
+            .tap
+            .as_ref()
+            .map(UpstreamTap::most_unread)
+            .unwrap_or_default()
     }
 
     /// Stops accepting, closes every connection and waits until all proxy tasks have ended.

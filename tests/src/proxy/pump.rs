@@ -13,6 +13,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::fault::{Fault, FaultWatch};
 use super::splitmix::SplitMix64;
+use super::tap::UpstreamTap;
 
 /// Largest chunk read at once.
 const CHUNK_BYTES: usize = 8 * 1024;
@@ -53,7 +54,8 @@ enum Item {
 }
 
 /// Forwards `reader` to `writer` until end of stream (propagated as a write shutdown) or an abort.
-/// `forwarded` counts the bytes written; `rng` draws latency jitter.
+/// `forwarded` counts the bytes written; `rng` draws latency jitter; `tap`, when given, sees
+/// every byte read, with the connection's accept index.
 pub(crate) async fn run<R, W>(
     reader: R,
     writer: W,
@@ -61,13 +63,14 @@ pub(crate) async fn run<R, W>(
     faults: FaultWatch,
     forwarded: &AtomicU64,
     rng: SplitMix64,
+    tap: Option<(&UpstreamTap, u64)>,
 ) -> Result<(), Abort>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let (queue_in, queue_out) = mpsc::channel(QUEUE_CHUNKS);
-    let read = read_side(reader, queue_in, direction, faults.clone());
+    let read = read_side(reader, queue_in, direction, faults.clone(), tap);
     let write = WriteSide {
         direction,
         faults,
@@ -86,10 +89,14 @@ async fn read_side<R: AsyncRead + Unpin>(
     queue: mpsc::Sender<Item>,
     direction: Direction,
     faults: FaultWatch,
+    tap: Option<(&UpstreamTap, u64)>,
 ) -> Result<(), Abort> {
     let mut buffer = vec![0; CHUNK_BYTES];
     loop {
         let read = reader.read(&mut buffer).await.map_err(Abort::Read)?;
+        if let Some((tap, index)) = tap {
+            tap.on_read(index, &buffer[..read]);
+        }
         let item = if read == 0 {
             if direction == Direction::Up && faults.current() == Fault::Blackhole {
                 return Err(Abort::ClientClosedWhileBlackholed);
