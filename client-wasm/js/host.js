@@ -15,9 +15,7 @@ export const CURSOR_SLOT = 11;
 /** RawClient.signal's inputs (client.rs, `signal`). */
 export const SIGNAL = { start: 0, reconnect: 1, online: 2, offline: 3, checkLiveness: 4, timeout: 5 };
 
-/** Slots of the settings array (settings.rs, `slot`) read or written by name; constants, which a bundler inlines. */
-const SEED_HIGH_SLOT = 0;
-const SEED_LOW_SLOT = 1;
+/** Slots of the settings array (settings.rs, `slot`) written by name; the seed's two halves go in 0 and 1. */
 const HEARTBEAT_SLOT = 9;
 const QUEUE_BYTES_SLOT = 13;
 const CONTIGUOUS_SLOT = 14;
@@ -38,8 +36,8 @@ const NUMBERS = [
  * A cursor's high and low 32 bits (report.rs, `cursor_halves`) as a decimal string, or null
  * for none: exact to 2^64 - 1, where a number is exact only to 2^53.
  */
-export const cursorText = (high, low) => (Number.isNaN(high) ? null
-  : `${high ? (BigInt(high) << 32n) + BigInt(low) : low}`);
+export const cursorText = (high, low) => (high >= 0 // false for NaN, which stands for none
+  ? `${high ? (BigInt(high) << 32n) + BigInt(low) : low}` : null);
 
 const REASONS = ['connect requested', 'handshake complete', null, 'backoff elapsed', 'network offline',
   'network back online', 'close requested', 'close handshake complete', 'close timed out'];
@@ -93,16 +91,9 @@ export function readOptions(url, options) {
   const urlProvider = read('urlProvider', 'function');
 
   const seed = read('seed', 'number');
-  if (seed === undefined) {
-    const [high, low] = crypto.getRandomValues(new Uint32Array(2));
-    numbers[SEED_HIGH_SLOT] = high;
-    numbers[SEED_LOW_SLOT] = low;
-  } else if (!Number.isSafeInteger(seed) || seed < 0) {
-    fail('seed', 'a whole number');
-  } else {
-    numbers[SEED_HIGH_SLOT] = Math.floor(seed / 2 ** 32);
-    numbers[SEED_LOW_SLOT] = seed % 2 ** 32;
-  }
+  if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) fail('seed', 'a whole number');
+  // The seed's high and low 32 bits, into the first two slots.
+  numbers.set(seed === undefined ? crypto.getRandomValues(new Uint32Array(2)) : [Math.floor(seed / 2 ** 32), seed % 2 ** 32]);
   return {
     numbers,
     cursorField: read('cursorField', 'string'),
@@ -213,7 +204,13 @@ export class BrowserHost {
       return;
     }
     socket.binaryType = 'arraybuffer';
-    socket.onopen = () => raw.opened(conn);
+    let failed;
+    socket.onopen = () => {
+      raw.opened(conn);
+      // On an open socket an error event means the browser failed the connection: the server
+      // broke the protocol. A connection that merely drops fires none (Chromium, as the spec).
+      socket.onerror = () => { failed = 1; };
+    };
     socket.onmessage = (event) => {
       const { data, timeStamp } = event;
       this.#inbound = event;
@@ -223,8 +220,8 @@ export class BrowserHost {
       else if (typeof data === 'string') raw.text(conn, data, at);
       else raw.binary(conn, new Uint8Array(data), at);
     };
-    // An error event always precedes the close event, which carries the code.
-    socket.onclose = (event) => raw.ended(conn, event.code, event.reason);
+    // The close event carries the code: 1006 whatever the browser failed on, so code 0 tells.
+    socket.onclose = ({ code, reason }) => raw.ended(conn, failed ? 0 : code, failed ? 'invalid UTF-8 or a bad frame' : reason);
     this.#socket = socket;
     this.#conn = conn;
   }

@@ -160,9 +160,16 @@ impl RawClient {
     }
 
     /// Socket `conn` ended with `code`. 1006 means no close frame came: the connection
-    /// broke, or never opened (`reason` then says why, when the host knows).
+    /// broke, or never opened (`reason` then says why, when the host knows). 0 means the
+    /// browser failed the open connection for a protocol violation, which it does not
+    /// name (invalid UTF-8 natively ends in 1007, a malformed frame in 1002).
     pub fn ended(&self, conn: f64, code: u16, reason: String) {
         let disconnect = match code {
+            // Fatal, as natively; 1002 because the browser hides which violation it was.
+            0 => Disconnect::Protocol {
+                code: 1002,
+                detail: reason,
+            },
             1006 if reason.is_empty() => Disconnect::Abnormal {
                 detail: "the connection closed without a close frame".into(),
             },

@@ -13,9 +13,13 @@
 //! (`heartbeat.message`) or, without one, an idle timeout on inbound traffic; it is on by
 //! default with the native timings (`heartbeat: false` turns it off). The host's clock
 //! counts the time the machine slept, so a silent connection is noticed on waking; coming
-//! online or a tab becoming visible checks it at once. Browsers also hide the HTTP status of a refused handshake (every
-//! refusal looks like close 1006), so refusals are retried with backoff up to the failure
-//! cap; close codes the server sends after the upgrade (4401, 1008...) still decide as usual.
+//! online or a tab becoming visible checks it at once.
+//!
+//! Browsers also hide the HTTP status of a refused handshake (every refusal looks like close
+//! 1006), so refusals are retried with backoff up to the failure cap; close codes the server
+//! sends after the upgrade (4401, 1008...) still decide as usual.
+//! A connection the browser fails for a protocol violation (invalid UTF-8, a malformed frame)
+//! is fatal, as natively; the browser hides which violation, so it is reported as 1002.
 //!
 //! The npm package is built without the default `std` feature: the module then carries
 //! a small allocator and a panic handler that traps, instead of std's panic and formatting

@@ -1,11 +1,13 @@
 // How the server's refusals end (or don't end) the session: a 4401 close is fatal, a refused
-// handshake is retried with backoff up to maxFailures.
+// handshake is retried with backoff up to maxFailures, invalid UTF-8 is fatal as natively
+// while a reset connection (the same 1006 to the page) is retried.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   FEED_OPTIONS, assertNeverTwoSockets, createClient, events, launchBrowser, openPage, sleep,
   snapshot, startFeedServer, waitForDelivered, waitForState,
 } from './helpers.mjs';
+import { startRawServer } from './raw-server.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -97,4 +99,29 @@ test('a handshake refused fewer times than maxFailures is retried until it conne
   const stats = await assertNeverTwoSockets(server);
   assert.equal(stats.handshakes_refused, 2);
   assert.equal(stats.connections_accepted, 1);
+});
+
+test('invalid UTF-8 in a text message ends the session, as natively; a reset connection is retried', async (t) => {
+  // Connection 1 sends a message and resets; connection 2 sends one and then invalid UTF-8.
+  // The page sees close 1006 both times; only the browser's error event tells them apart.
+  const raw = await startRawServer(t, (connection) => {
+    const first = raw.urls.length === 1;
+    connection.text(JSON.stringify({ seq: first ? 1 : 2 }));
+    setTimeout(() => (first ? connection.reset() : connection.textBytes([0x7b, 0xff, 0xfe, 0x7d])), 100);
+  });
+  const { page } = await openPage(browser, await startFeedServer([], t), t);
+  await createClient(page, raw.url, { ...FEED_OPTIONS, backoff: { initialMs: 50, maxMs: 100 } });
+  await waitForState(page, 'failed', 3_000);
+
+  const seen = await events(page);
+  const lost = seen.filter((e) => e.type === 'statechange' && e.state === 'reconnecting');
+  assert.equal(lost.length, 1, `the reset was retried once: ${JSON.stringify(seen)}`);
+  assert.match(lost[0].reason, /connection lost/);
+  const [failed] = seen.filter((e) => e.type === 'statechange' && e.state === 'failed');
+  // The browser hides which violation it was (natively: 1007 for UTF-8, 1002 for a bad frame).
+  assert.match(failed.reason, /code 1002: invalid UTF-8 or a bad frame/);
+  assert.equal(seen.filter((e) => e.type === 'giveup').length, 1);
+  await sleep(500); // five backoff windows: no retry after the failure
+  assert.equal(raw.urls.length, 2, `sockets: ${JSON.stringify(raw.urls)}`);
+  assert.equal((await snapshot(page)).delivered, 2, 'both messages before the faults were delivered');
 });

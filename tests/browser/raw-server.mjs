@@ -22,7 +22,8 @@ function frame(opcode, payload) {
  * the ws:// URL to connect to, and the request URL (path and query) of every connection so
  * far. `script(connection, url)` runs for each: `connection.text(string)` sends a text frame,
  * `connection.textBytes(bytes)` a text frame of raw bytes (invalid UTF-8 included), and
- * `connection.drop()` ends the TCP connection without a close frame.
+ * `connection.drop()` ends the TCP connection without a close frame (FIN), `connection.reset()`
+ * with a reset (RST).
  */
 export async function startRawServer(t, script) {
   const urls = [];
@@ -40,6 +41,7 @@ export async function startRawServer(t, script) {
       text: (text) => socket.write(frame(TEXT, Buffer.from(text))),
       textBytes: (bytes) => socket.write(frame(TEXT, Buffer.from(bytes))),
       drop: () => socket.end(),
+      reset: () => socket.resetAndDestroy(),
     }, request.url);
   });
   await new Promise((listening) => server.listen(0, '127.0.0.1', listening));
