@@ -77,8 +77,10 @@ const FLOOR: Duration = if BACKOFF_INITIAL.as_millis() < 100 {
 } else {
     Duration::from_millis(100)
 };
-/// The probe a client that does not stream sends to show that traffic flows again.
+/// The probe a client that does not stream sends to show that traffic flows again, and how
+/// often it is sent until one arrives.
 const PROBE: &str = "probe";
+const PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs cell `index` (its seed) of `fault` under `traffic`; `Ok` says what was measured.
 pub(crate) async fn run(index: usize, fault: Fault, traffic: Traffic) -> Result<String, String> {
@@ -450,16 +452,29 @@ impl Cell {
             })
             .await?;
         } else {
-            client
-                .send_text(PROBE)
-                .map_err(|error| format!("send of the probe: {error}"))?;
-            until("the probe to arrive after recovery", limit, || {
-                self.server
-                    .received()
-                    .iter()
-                    .any(|message| message.payload == ClientPayload::Text(PROBE.into()))
+            // A probe written just before a break may be lost with it (README allows it), so
+            // one goes out every PROBE_EVERY until one arrives.
+            let mut probes = 0;
+            let mut next_probe = Instant::now();
+            until("a probe to arrive after recovery", limit, || {
+                if Instant::now() >= next_probe {
+                    probes += 1;
+                    next_probe += PROBE_EVERY;
+                    let _ = client.send_text(format!("{PROBE} {probes}"));
+                }
+                self.server.received().iter().any(|message| {
+                    matches!(&message.payload, ClientPayload::Text(text) if text.starts_with(PROBE))
+                })
             })
-            .await?;
+            .await
+            .map_err(|why| {
+                format!(
+                    "{why}: {probes} sent, state {}, {:?}, server {:?}",
+                    client.state(),
+                    client.stats(),
+                    self.server.stats()
+                )
+            })?;
         }
         Ok(since.elapsed())
     }
@@ -480,12 +495,25 @@ impl Cell {
         let attempts_at_break = at_break.map_or(0, |sample| sample.attempts);
         let was_open = at_break.is_some_and(|sample| sample.state == State::Open);
         let notice_bound = HEARTBEAT_INTERVAL + HEARTBEAT_TIMEOUT + NOTICE_SLACK;
+        // README's rule for a slow consumer: a message waiting unread is proof of life, and
+        // the connection is judged afresh once the application reads again. With a stalled
+        // application, new data waits on every flapping connection (a new message, or the
+        // replayed one), so liveness is judged only by the recovery once it reads.
+        let data_waits = self.traffic.stalls()
+            && matches!(self.fault, Fault::Flap(FlapData::New | FlapData::Replayed));
+        if data_waits {
+            measured.push(
+                "liveness judged once the application read (data waited unread while stalled)"
+                    .into(),
+            );
+        }
         let noticed = samples
             .iter()
             .filter(|sample| sample.at >= window.broke_at)
             .find(|sample| sample.state != State::Open || sample.attempts > attempts_at_break)
             .map(|sample| sample.at - window.broke_at);
         match noticed {
+            _ if data_waits => {}
             Some(after) if after <= notice_bound => {
                 measured.push(format!("break noticed in {after:.0?}"));
             }
@@ -500,7 +528,7 @@ impl Cell {
             )),
         }
         let held = attempts_between(&samples, window.broke_at, window.lifted_at);
-        if self.fault.retries_while_held() {
+        if self.fault.retries_while_held() && !data_waits {
             if held < 2 {
                 problems.push(format!(
                     "only {held} attempt(s) in the {:?} the fault was held: timers stopped? \
@@ -589,6 +617,15 @@ impl Cell {
                         self.fault.hold()
                     ));
                 }
+                // Every connection is dropped by the server at once: none may look open for
+                // longer than a break takes to notice.
+                let stuck = longest_open_stretch(&samples, window.broke_at, window.lifted_at);
+                if stuck > notice_bound && !data_waits {
+                    problems.push(format!(
+                        "while flapping, state() stayed open on one connection for {stuck:.0?} \
+                         (bound {notice_bound:?}) though the server drops each at once"
+                    ));
+                }
                 // Sampled, not from the events: a stalled application reads those later.
                 let grew_to = samples
                     .iter()
@@ -599,7 +636,7 @@ impl Cell {
                     })
                     .max()
                     .unwrap_or(0);
-                if grew_to < 3 {
+                if grew_to < 3 && !data_waits {
                     problems.push(format!(
                         "while flapping the retries never went past attempt {grew_to}: every \
                          short connection reset the backoff (it must grow until a connection \
@@ -612,7 +649,7 @@ impl Cell {
                     .map(|sample| sample.consecutive_failures)
                     .max()
                     .unwrap_or(0);
-                if data != FlapData::New && failures < 3 {
+                if data != FlapData::New && failures < 3 && !data_waits {
                     problems.push(format!(
                         "at most {failures} consecutive failures counted while flapping {}: \
                          such a session would never reach the failure cap",
@@ -821,6 +858,28 @@ fn attempts_between(samples: &[Sample], from: Instant, to: Instant) -> u64 {
         .find(|sample| sample.at <= to)
         .map_or(0, |sample| sample.attempts);
     last.saturating_sub(first)
+}
+
+/// The longest the samples from `from` to `to` showed the state open on one connection
+/// (no new attempt).
+fn longest_open_stretch(samples: &[Sample], from: Instant, to: Instant) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut since: Option<(Instant, u64)> = None;
+    for sample in samples
+        .iter()
+        .filter(|sample| sample.at >= from && sample.at <= to)
+    {
+        match since {
+            Some((start, attempts))
+                if sample.state == State::Open && sample.attempts == attempts =>
+            {
+                longest = longest.max(sample.at - start);
+            }
+            _ if sample.state == State::Open => since = Some((sample.at, sample.attempts)),
+            _ => since = None,
+        }
+    }
+    longest
 }
 
 /// The state sampled last before `at`.
