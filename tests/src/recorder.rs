@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use resilient_ws::{Event, Events, Reason, State};
+use resilient_ws::{Event, Events, Reason, State, Unsent};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 
@@ -49,6 +49,18 @@ impl Recorder {
                 Event::Message { cursor, .. } => Some(cursor.map_or(0, |c| c.0)),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// Every message handed back in `Event::Unsent`, in the order they came back.
+    pub fn unsent(&self) -> Vec<Unsent> {
+        self.events()
+            .into_iter()
+            .filter_map(|(_, event)| match event {
+                Event::Unsent(unsent) => Some(unsent),
+                _ => None,
+            })
+            .flatten()
             .collect()
     }
 

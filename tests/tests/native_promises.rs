@@ -49,14 +49,21 @@ fn received_numbers(server: &ScriptServer) -> Vec<u64> {
 /// The numbers of the messages handed back in `Event::Unsent`.
 fn unsent_numbers(recorder: &Recorder) -> Vec<u64> {
     recorder
-        .events()
+        .unsent()
         .into_iter()
-        .filter_map(|(_, event)| match event {
-            Event::Unsent(unsent) => Some(unsent),
+        .filter_map(|unsent| unsent.payload.as_text()?.split(':').next()?.parse().ok())
+        .collect()
+}
+
+/// Each wait before a retry, with the number the attempt after it has.
+fn reconnecting(recorder: &Recorder) -> Vec<(u32, Duration)> {
+    recorder
+        .states()
+        .into_iter()
+        .filter_map(|(_, state, _)| match state {
+            State::Reconnecting { attempt, delay, .. } => Some((attempt, delay)),
             _ => None,
         })
-        .flatten()
-        .filter_map(|unsent| unsent.payload.as_text()?.split(':').next()?.parse().ok())
         .collect()
 }
 
@@ -254,13 +261,9 @@ async fn a_server_that_only_replays_and_drops_hits_the_failure_cap() {
     // The first connection delivered seq 1 (progress); then three replays.
     assert_eq!(server.connections(), 4);
     assert_eq!(recorder.delivered(), [1]);
-    let delays: Vec<Duration> = recorder
-        .states()
+    let delays: Vec<Duration> = reconnecting(&recorder)
         .into_iter()
-        .filter_map(|(_, state, _)| match state {
-            State::Reconnecting { delay, .. } => Some(delay),
-            _ => None,
-        })
+        .map(|(_, d)| d)
         .collect();
     assert!(
         delays
@@ -299,13 +302,9 @@ async fn a_server_that_sends_new_data_and_drops_is_backed_off() {
     let recorder = Recorder::spawn(events);
     recorder.wait_delivered(6, LIMIT).await;
     recorder.assert_exactly_once(6);
-    let attempts: Vec<u32> = recorder
-        .states()
+    let attempts: Vec<u32> = reconnecting(&recorder)
         .into_iter()
-        .filter_map(|(_, state, _)| match state {
-            State::Reconnecting { attempt, .. } => Some(attempt),
-            _ => None,
-        })
+        .map(|(a, _)| a)
         .collect();
     assert_eq!(attempts[..6], [2, 3, 4, 5, 6, 7], "the backoff grows");
     assert!(!matches!(client.state(), State::Failed(_)));
@@ -333,21 +332,10 @@ async fn a_crowd_told_the_same_retry_after_spreads_out() {
         let recorder = Recorder::spawn(events);
         recorder
             .wait_for("a retry", LIMIT, |recorder| {
-                recorder
-                    .states()
-                    .iter()
-                    .any(|(_, state, _)| matches!(state, State::Reconnecting { .. }))
+                !reconnecting(recorder).is_empty()
             })
             .await;
-        delays.extend(
-            recorder
-                .states()
-                .into_iter()
-                .find_map(|(_, state, _)| match state {
-                    State::Reconnecting { delay, .. } => Some(delay),
-                    _ => None,
-                }),
-        );
+        delays.extend(reconnecting(&recorder).first().map(|(_, delay)| *delay));
         drop(client);
         server.shutdown().await;
     }

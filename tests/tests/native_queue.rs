@@ -63,13 +63,8 @@ fn received_texts(server: &ScriptServer) -> Vec<String> {
 /// Every message handed back in `Event::Unsent`, oldest first.
 fn unsent(recorder: &Recorder) -> Vec<(MsgId, Payload)> {
     recorder
-        .events()
+        .unsent()
         .into_iter()
-        .filter_map(|(_, event)| match event {
-            Event::Unsent(unsent) => Some(unsent),
-            _ => None,
-        })
-        .flatten()
         .map(|unsent| (unsent.id, unsent.payload))
         .collect()
 }
