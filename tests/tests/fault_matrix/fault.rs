@@ -24,9 +24,9 @@ pub(crate) enum Fault {
     Blackhole,
     /// The current connection drops and every new handshake stalls, for a while.
     Stall,
-    /// The link carries 64-byte writes 2 ms apart (32 KB/s each way), for a while, then the
-    /// connection is reset: the peer reads slower than a fast client writes, and the
-    /// connection breaks with the client's buffers full.
+    /// The link carries 64-byte writes 2 ms apart (32 KB/s each way) for 2.5 s, then the
+    /// connection is reset: the peer reads slower than a fast client writes (the heartbeat's
+    /// pings wait behind the data), and the connection breaks with the client's buffers full.
     SlowReads,
     /// The server closes with this code.
     Close(u16),

@@ -28,8 +28,9 @@ pub(crate) enum Traffic {
     Sending,
     /// Both at once.
     Both,
-    /// The application stops reading its events once its event buffer is full and does not
-    /// read them again until after the fault (several heartbeat windows).
+    /// The application never reads its events until the fault has been lifted for a while
+    /// (several heartbeat windows in all): a short feed fills its event buffer exactly, so
+    /// the client holds it up with no data waiting on the socket.
     ConsumerStalled,
 }
 
