@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use resilient_ws_examples::feed_server::{
-    ClientPayload, Faults, FeedConfig, FeedServer, FeedServerHandle, Refusal,
+    ClientPayload, CloseAfter, Faults, FeedConfig, FeedServer, FeedServerHandle, Refusal,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -19,6 +19,33 @@ struct Finished {
 
 /// Runs rwscat with `args`, feeding `stdin`, and waits (bounded) for it to exit.
 async fn rwscat(args: &[&str], stdin: &str) -> Finished {
+    let (child, mut input) = spawn_rwscat(args);
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("stdin accepts the lines");
+    // Keep stdin open: end of input must not end the session unless asked to.
+    let finished = wait(child).await;
+    drop(input);
+    finished
+}
+
+/// Runs rwscat with `args` like `yes LINE | rwscat`: stdin streams lines until it exits.
+async fn rwscat_with_endless_stdin(args: &[&str], line: &str) -> Finished {
+    let (child, mut input) = spawn_rwscat(args);
+    let chunk = format!("{line}\n").repeat(1_000);
+    let streaming = tokio::spawn(async move {
+        // Bounded by LIMIT below; a write fails once rwscat has exited.
+        while input.write_all(chunk.as_bytes()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let finished = wait(child).await;
+    streaming.abort();
+    finished
+}
+
+fn spawn_rwscat(args: &[&str]) -> (tokio::process::Child, tokio::process::ChildStdin) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rwscat"))
         .args(args)
         .stdin(Stdio::piped())
@@ -27,17 +54,16 @@ async fn rwscat(args: &[&str], stdin: &str) -> Finished {
         .kill_on_drop(true)
         .spawn()
         .expect("rwscat starts");
-    let mut input = child.stdin.take().expect("piped stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("stdin accepts the lines");
-    // Keep stdin open: end of input must not end the session unless asked to.
+    let input = child.stdin.take().expect("piped stdin");
+    (child, input)
+}
+
+/// Waits (bounded) for rwscat to exit.
+async fn wait(child: tokio::process::Child) -> Finished {
     let output = tokio::time::timeout(LIMIT, child.wait_with_output())
         .await
         .expect("rwscat exits in time")
         .expect("rwscat ran");
-    drop(input);
     Finished {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -122,6 +148,40 @@ async fn sends_stdin_lines_in_order() {
         })
         .collect();
     assert_eq!(sent, ["first line", "second line"]);
+    server.shutdown().await.unwrap();
+}
+
+/// `yes hello | rwscat URL` while the server closes with 1012 every 50 messages: a close
+/// that races the client's own sends reconnects, it is never a protocol error (exit 2).
+#[tokio::test]
+async fn a_server_close_while_stdin_streams_reconnects() {
+    let server = feed(Faults {
+        close_after: Some(CloseAfter {
+            code: 1012,
+            after: 50,
+        }),
+        ..Faults::default()
+    })
+    .await;
+    let url = server.url();
+    let finished = rwscat_with_endless_stdin(
+        &[
+            &url,
+            "--cursor-field",
+            "seq",
+            "--resume-param",
+            "cursor",
+            "--count",
+            "120",
+            "--backoff-initial",
+            "20",
+            "--quiet",
+        ],
+        "hello",
+    )
+    .await;
+    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    assert_eq!(seqs(&finished.stdout), (1..=120).collect::<Vec<u64>>());
     server.shutdown().await.unwrap();
 }
 
