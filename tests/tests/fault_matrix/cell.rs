@@ -10,9 +10,12 @@
 //!   feed (a short one when the traffic does not stream), resumed with `?cursor=` from the
 //!   last delivered `seq`, so a wrong resume shows up as a gap or a duplicate;
 //! - **nothing lost beyond README, nothing duplicated, order kept (sending)**: every message
-//!   `send` accepted arrived at the server once and in order (across connections too: a
-//!   message of an abandoned connection that reaches the server after newer ones breaks the
-//!   order), or came back in an `Unsent` event, or was lost after the client wrote it to its
+//!   `send` accepted arrived at the server once and in order (within each connection, and
+//!   from each connection to the next: a message a connection never wrote goes out on the
+//!   next one after nothing older; bytes an abandoned connection had already written may be
+//!   read by the server later than the next connection's, which is the server's reading
+//!   order, not the client's sending order), or came back in an `Unsent` event, or was lost
+//!   after the client wrote it to its
 //!   OS socket. The proxy reads what the client writes, so a loss it saw on the wire is
 //!   allowed, and a loss it never saw must fit in the OS buffers between client and proxy as
 //!   measured (every 20 ms and as each connection is torn down), plus 48 messages per break
@@ -42,7 +45,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use resilient_ws::{Client, Disconnect, Event, Events, Reason, State};
+use resilient_ws::{Client, Disconnect, Events, Reason, State};
 use resilient_ws_examples::feed_server::{
     ClientPayload, Faults, FeedConfig, FeedServer, FeedServerHandle, Refusal,
 };
@@ -725,13 +728,8 @@ impl Cell {
             })
             .collect();
         let unsent: Vec<String> = recorder
-            .events()
+            .unsent()
             .into_iter()
-            .filter_map(|(_, event)| match event {
-                Event::Unsent(messages) => Some(messages),
-                _ => None,
-            })
-            .flatten()
             .filter_map(|unsent| unsent.payload.as_text().map(str::to_owned))
             .collect();
         let verdict = ledger.judge(&arrived, &unsent, &wire);
