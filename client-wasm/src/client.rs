@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::driver::Shared;
 use crate::host::Host;
-use crate::report::{cursor_halves, state_code};
+use crate::report::stats_values;
 use crate::settings::{self, Texts};
 
 /// A session driven in the browser. `js/host.js` feeds it the socket's events and carries
@@ -22,25 +22,25 @@ pub struct RawClient {
 }
 
 /// The inputs that carry nothing: `RawClient::signal`'s argument (`SIGNAL` in host.js).
-mod signal {
+pub(crate) mod signal {
     /// The first attempt, unless `close` came first.
-    pub(super) const START: u8 = 0;
+    pub(crate) const START: u8 = 0;
     /// Start again after a close or a failure.
-    pub(super) const RECONNECT: u8 = 1;
+    pub(crate) const RECONNECT: u8 = 1;
     /// The browser is online: reconnect now, or check the open connection.
-    pub(super) const ONLINE: u8 = 2;
+    pub(crate) const ONLINE: u8 = 2;
     /// The browser is offline: end the socket now.
-    pub(super) const OFFLINE: u8 = 3;
+    pub(crate) const OFFLINE: u8 = 3;
     /// A hidden tab became visible: check the connection now.
-    pub(super) const CHECK_LIVENESS: u8 = 4;
+    pub(crate) const CHECK_LIVENESS: u8 = 4;
     /// The host's timer fired.
-    pub(super) const TIMEOUT: u8 = 5;
+    pub(crate) const TIMEOUT: u8 = 5;
 }
 
 /// What `send*` returns: 0 queued; otherwise why not. The host words the error, with the
 /// queue's figures from `stats`.
 #[repr(u8)]
-enum SendOutcome {
+pub(crate) enum SendOutcome {
     Queued = 0,
     QueueFull = 1,
     TooLarge = 2,
@@ -201,24 +201,7 @@ impl RawClient {
     pub fn stats(&self) -> Vec<f64> {
         let driver = self.shared.driver.borrow();
         let session = &driver.session;
-        let stats = session.stats();
-        let [cursor_high, cursor_low] = cursor_halves(session.last_cursor());
-        [
-            stats.attempts as f64,
-            stats.reconnects as f64,
-            stats.stale_inputs as f64,
-            stats.replays_dropped as f64,
-            stats.messages_delivered as f64,
-            stats.messages_sent as f64,
-            stats.heartbeat_timeouts as f64,
-            stats.queued as f64,
-            stats.queued_bytes as f64,
-            f64::from(stats.consecutive_failures),
-            f64::from(state_code(session.state())),
-            cursor_high,
-            cursor_low,
-        ]
-        .into()
+        stats_values(&session.stats(), session.state(), session.last_cursor())
     }
 
     fn send(&self, payload: Payload) -> u8 {

@@ -32,6 +32,8 @@ extern crate alloc;
 mod client;
 mod driver;
 mod host;
+#[cfg(test)]
+mod interface;
 mod report;
 mod settings;
 

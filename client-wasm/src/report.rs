@@ -1,7 +1,9 @@
 //! Session events, handed to the host as calls with numbers and strings: the host builds
 //! the DOM events and the reason texts, so this side formats nothing.
 
-use resilient_ws_core::{Cursor, Disconnect, Event, Failure, Payload, Reason, State};
+use alloc::vec::Vec;
+
+use resilient_ws_core::{Cursor, Disconnect, Event, Failure, Payload, Reason, State, Stats};
 
 use crate::host::Host;
 
@@ -51,6 +53,29 @@ pub(crate) fn cursor_halves(cursor: Option<Cursor>) -> [f64; 2] {
     })
 }
 
+/// `RawClient::stats`: the counters in the order host.js names them (`STATS`), then the
+/// state's number (`STATE_SLOT`) and the cursor's halves (`CURSOR_SLOT`).
+#[inline(always)]
+pub(crate) fn stats_values(stats: &Stats, state: &State, cursor: Option<Cursor>) -> Vec<f64> {
+    let [cursor_high, cursor_low] = cursor_halves(cursor);
+    [
+        stats.attempts as f64,
+        stats.reconnects as f64,
+        stats.stale_inputs as f64,
+        stats.replays_dropped as f64,
+        stats.messages_delivered as f64,
+        stats.messages_sent as f64,
+        stats.heartbeat_timeouts as f64,
+        stats.queued as f64,
+        stats.queued_bytes as f64,
+        f64::from(stats.consecutive_failures),
+        f64::from(state_code(state)),
+        cursor_high,
+        cursor_low,
+    ]
+    .into()
+}
+
 /// Hands one event to the host.
 pub(crate) fn report(host: &Host, event: Event) {
     match event {
@@ -78,6 +103,16 @@ pub(crate) fn report(host: &Host, event: Event) {
 }
 
 fn report_state(host: &Host, state: &State, reason: &Reason) {
+    let (fields, detail) = state_fields(state, reason);
+    host.state(&fields, detail);
+}
+
+/// A state change as [`Host::state`] takes it: the slots of [`field`] and the detail text.
+#[inline(always)]
+pub(crate) fn state_fields<'a>(
+    state: &'a State,
+    reason: &'a Reason,
+) -> ([f64; field::LEN], &'a str) {
     let mut fields = [0.0; field::LEN];
     fields[field::STATE] = f64::from(state_code(state));
     match state {
@@ -128,11 +163,11 @@ fn report_state(host: &Host, state: &State, reason: &Reason) {
         fields[field::CODE] = f64::from(code);
         detail = text;
     }
-    host.state(&fields, detail);
+    (fields, detail)
 }
 
 /// A disconnect's kind, code and text for [`field::DISCONNECT`] and [`field::CODE`].
-fn describe(disconnect: &Disconnect) -> (f64, u16, &str) {
+pub(crate) fn describe(disconnect: &Disconnect) -> (f64, u16, &str) {
     match disconnect {
         Disconnect::Closed { code, reason } => (1.0, *code, reason),
         Disconnect::Abnormal { detail } => (2.0, 0, detail),

@@ -178,22 +178,37 @@ extern "C" {
     fn attach(this: &BrowserHost, raw: RawClient, emit: &Function);
 }
 
-/// `RawClient::stats()` slots after the counters (host.js `STATE_SLOT`, `CURSOR_SLOT`, the
-/// cursor's high half; its low half follows).
-const STATE_SLOT: usize = 10;
-const CURSOR_SLOT: usize = 11;
-const STATES: [&str; 7] = [
-    "idle",
-    "connecting",
-    "open",
-    "reconnecting",
-    "closing",
-    "closed",
-    "failed",
-];
-/// `RawClient::signal` inputs (host.js `SIGNAL`).
-const SIGNAL_ONLINE: u8 = 2;
-const SIGNAL_OFFLINE: u8 = 3;
+/// The tables host.js shares with RawClient, read from host.js itself (its copies are
+/// checked against the Rust side by the crate's `interface` tests).
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// State numbers to names.
+    #[wasm_bindgen(thread_local_v2, js_name = STATES)]
+    static STATES: Array;
+    /// Where `RawClient::stats()` puts the state's number.
+    #[wasm_bindgen(thread_local_v2, js_name = STATE_SLOT)]
+    static STATE_SLOT: JsValue;
+    /// Where `RawClient::stats()` puts the cursor's high half; its low half follows.
+    #[wasm_bindgen(thread_local_v2, js_name = CURSOR_SLOT)]
+    static CURSOR_SLOT: JsValue;
+    /// `RawClient::signal`'s inputs by name.
+    #[wasm_bindgen(thread_local_v2, js_name = SIGNAL)]
+    static SIGNAL: JsValue;
+}
+
+/// A number host.js exports.
+fn host_number(value: &'static wasm_bindgen::JsThreadLocal<JsValue>, what: &str) -> f64 {
+    value
+        .with(JsValue::as_f64)
+        .unwrap_or_else(|| panic!("host.js {what} is not a number"))
+}
+
+/// `SIGNAL[name]` of host.js.
+fn signal(name: &str) -> u8 {
+    SIGNAL
+        .with(|signals| get(signals, name).as_f64())
+        .unwrap_or_else(|| panic!("host.js SIGNAL has no `{name}`")) as u8
+}
 
 /// A `RawClient` driven by the package's `BrowserHost`, with the events it emitted
 /// recorded. The only place that knows how the two are put together.
@@ -257,8 +272,10 @@ impl Client {
     }
 
     fn state(&self) -> String {
-        let code = self.raw.stats()[STATE_SLOT] as usize;
-        STATES[code].to_owned()
+        let code = self.raw.stats()[host_number(&STATE_SLOT, "STATE_SLOT") as usize];
+        STATES
+            .with(|states| states.get(code as u32).as_string())
+            .unwrap_or_else(|| panic!("host.js STATES has no state {code}"))
     }
 
     /// WebSocket's readyState, as `ResilientWebSocket` derives it.
@@ -273,15 +290,13 @@ impl Client {
 
     fn last_cursor(&self) -> Option<u64> {
         let stats = self.raw.stats();
-        cursor_text(stats[CURSOR_SLOT], stats[CURSOR_SLOT + 1]).map(|text| parse_cursor(&text))
+        let at = host_number(&CURSOR_SLOT, "CURSOR_SLOT") as usize;
+        cursor_text(stats[at], stats[at + 1]).map(|text| parse_cursor(&text))
     }
 
     fn set_online(&self, online: bool) {
-        self.raw.signal(if online {
-            SIGNAL_ONLINE
-        } else {
-            SIGNAL_OFFLINE
-        });
+        self.raw
+            .signal(signal(if online { "online" } else { "offline" }));
     }
 
     /// A counter by the name the package gives it (host.js `statsObject`).
