@@ -572,9 +572,12 @@ impl Cell {
         }
         match self.fault {
             Fault::Stall => {
+                // The reason shows in the events, unless a stalled application's queue
+                // coalesced those state changes away; then a second attempt while every
+                // handshake stalls proves it too, since only the deadline ends one.
                 let timed_out = states.iter().any(|(_, _, reason)| {
                     *reason == Reason::Disconnected(Disconnect::ConnectTimeout)
-                });
+                }) || (self.traffic.stalls() && held >= 2);
                 if !timed_out {
                     problems.push(
                         "no handshake was abandoned at the connect deadline while they stalled"
