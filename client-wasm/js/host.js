@@ -221,7 +221,8 @@ export class BrowserHost {
       else raw.binary(conn, new Uint8Array(data), at);
     };
     // The close event carries the code: 1006 whatever the browser failed on, so code 0 tells.
-    socket.onclose = ({ code, reason }) => raw.ended(conn, failed ? 0 : code, failed ? 'invalid UTF-8 or a bad frame' : reason);
+    // bufferedAmount keeps its value after the close: the bytes that never left.
+    socket.onclose = ({ code, reason }) => raw.ended(conn, failed ? 0 : code, failed ? 'invalid UTF-8 or a bad frame' : reason, socket.bufferedAmount);
     this.#socket = socket;
     this.#conn = conn;
   }
@@ -243,7 +244,7 @@ export class BrowserHost {
     try { this.#current(conn)?.close(code, reason); } catch { /* the close deadline ends it */ }
   }
 
-  /** Drops the socket now; nothing it fires afterwards reaches the session. */
+  /** Drops the socket now; nothing it fires afterwards reaches the session. Returns its bufferedAmount. */
   abort(conn) {
     const socket = this.#current(conn);
     if (!socket) return;
@@ -251,6 +252,12 @@ export class BrowserHost {
     try { socket.close(); } catch { /* already closing */ }
     this.#socket = null;
     this.#conn = -1;
+    return socket.bufferedAmount;
+  }
+
+  /** Bytes handed to the socket and not yet sent: what has left counts as written. */
+  buffered(conn) {
+    return this.#current(conn)?.bufferedAmount;
   }
 
   /**

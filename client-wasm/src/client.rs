@@ -106,6 +106,7 @@ impl RawClient {
                 signal::OFFLINE => session.set_online(false, now),
                 signal::TIMEOUT => {
                     driver.disarm();
+                    driver.confirm_writes(&self.shared.host, now);
                     driver.session.handle_timeout(now);
                 }
                 _ => {}
@@ -159,11 +160,12 @@ impl RawClient {
         self.input_at(conn, SocketEvent::Message(Payload::Binary(bytes)), at);
     }
 
-    /// Socket `conn` ended with `code`. 1006 means no close frame came: the connection
+    /// Socket `conn` ended with `code`, and `buffered` bytes never sent (its final
+    /// `bufferedAmount`; NaN for none). 1006 means no close frame came: the connection
     /// broke, or never opened (`reason` then says why, when the host knows). 0 means the
     /// browser failed the open connection for a protocol violation, which it does not
     /// name (invalid UTF-8 natively ends in 1007, a malformed frame in 1002).
-    pub fn ended(&self, conn: f64, code: u16, reason: String) {
+    pub fn ended(&self, conn: f64, code: u16, reason: String, buffered: f64) {
         let disconnect = match code {
             // Fatal, as natively; 1002 because the browser hides which violation it was.
             0 => Disconnect::Protocol {
@@ -176,7 +178,16 @@ impl RawClient {
             1006 => Disconnect::Abnormal { detail: reason },
             _ => Disconnect::Closed { code, reason },
         };
-        self.input(conn, SocketEvent::Ended(disconnect));
+        self.shared.step(|driver, now| {
+            if let Some(conn) = driver.socket(conn) {
+                driver
+                    .session
+                    .handle_socket(conn, SocketEvent::Ended(disconnect), now);
+                // After the end: returned to an open session, they would go out on this
+                // socket again.
+                driver.socket_gone(conn, buffered);
+            }
+        });
     }
 
     /// `url` (from the page's `urlProvider`) with the resume parameter of socket `conn`'s
@@ -205,9 +216,11 @@ impl RawClient {
     }
 
     fn send(&self, payload: Payload) -> u8 {
-        let sent = self
-            .shared
-            .step(|driver, now| driver.session.send(payload, now));
+        let sent = self.shared.step(|driver, now| {
+            // What left the socket's buffer since last asked no longer counts.
+            driver.confirm_writes(&self.shared.host, now);
+            driver.session.send(payload, now)
+        });
         (match sent {
             Ok(_) => SendOutcome::Queued,
             Err(SendError::QueueFull { .. }) => SendOutcome::QueueFull,

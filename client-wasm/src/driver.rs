@@ -4,12 +4,14 @@
 //! listener may call back into the client. It holds no policy.
 
 use core::cell::RefCell;
+use core::time::Duration;
 
-use resilient_ws_core::{Command, ConnId, Cursor, Payload, Session, Timestamp};
+use resilient_ws_core::{Command, ConnId, Cursor, Payload, Session, SocketEvent, Timestamp};
 
 use crate::host::Host;
 use crate::report::report;
 use crate::settings::duration_from_millis;
+use crate::writes::Writes;
 
 /// A session and its host, shared by every handle to one client.
 pub(crate) struct Shared {
@@ -32,6 +34,8 @@ pub(crate) struct Driver {
     /// The latest time fed to the session: an event's own time stamp may be a little older
     /// than a clock reading already used, and the session's time must not go back.
     latest: Timestamp,
+    /// The messages handed to the current socket that have not yet left its buffer.
+    writes: Writes,
 }
 
 impl Shared {
@@ -43,6 +47,7 @@ impl Shared {
                 sockets: [None; 2],
                 resume_from: None,
                 latest: Timestamp::ZERO,
+                writes: Writes::default(),
             }),
             host,
         }
@@ -109,30 +114,64 @@ impl Driver {
         self.armed = None;
     }
 
+    /// Tells the session which messages have left the socket's buffer since last asked,
+    /// so they stop counting against the queue's bounds.
+    pub(crate) fn confirm_writes(&mut self, host: &Host, now: Timestamp) {
+        if let Some(conn) = self.writes.pending() {
+            let written = self.writes.left(host.buffered(conn.get() as f64));
+            if written > 0 {
+                self.session
+                    .handle_socket(conn, SocketEvent::Written(written), now);
+            }
+        }
+    }
+
+    /// Socket `conn` is gone with `buffered` bytes never sent: what never left goes back
+    /// to the session, to go out again or come back unsent.
+    pub(crate) fn socket_gone(&mut self, conn: ConnId, buffered: f64) {
+        if let Some(unwritten) = self.writes.ended(conn, buffered) {
+            self.session.return_unwritten(conn, unwritten);
+        }
+    }
+
     fn carry_out_commands(&mut self, host: &Host) {
         while let Some(command) = self.session.poll_command() {
             match command {
                 Command::Open(open) => {
                     self.sockets = [Some(open.conn), self.sockets[0]];
                     self.resume_from = open.cursor;
+                    self.writes.opened(open.conn);
                     host.open(open.conn.get() as f64, &open.url);
                 }
-                Command::Send { conn, payload, .. } => match payload {
-                    Payload::Text(text) => host.send_text(conn.get() as f64, &text),
-                    Payload::Binary(bytes) => host.send_bytes(conn.get() as f64, &bytes),
-                },
+                Command::Send { conn, payload, id } => {
+                    match &payload {
+                        Payload::Text(text) => host.send_text(conn.get() as f64, text),
+                        Payload::Binary(bytes) => host.send_bytes(conn.get() as f64, bytes),
+                    }
+                    self.writes.handed(id, payload);
+                }
                 // Browsers cannot send Ping frames; the browser settings never ask for one.
                 Command::Ping { .. } => {}
                 Command::Close { conn, code, reason } => {
                     host.close(conn.get() as f64, code, &reason);
                 }
-                Command::Abort { conn } => host.abort(conn.get() as f64),
+                Command::Abort { conn } => {
+                    let buffered = host.abort(conn.get() as f64);
+                    self.socket_gone(conn, buffered);
+                }
             }
         }
     }
 
     fn arm_timer(&mut self, host: &Host, now: Timestamp) {
-        let Some((deadline, _)) = self.session.poll_timeout() else {
+        let mut next = self.session.poll_timeout().map(|(deadline, _)| deadline);
+        // A message still in the socket's buffer counts against the queue until the host
+        // is asked again: ask within a second even with nothing else due.
+        if self.writes.pending().is_some() {
+            let poll = now + Duration::from_secs(1);
+            next = Some(next.map_or(poll, |deadline| deadline.min(poll)));
+        }
+        let Some(deadline) = next else {
             return; // an armed timer left over fires into a session with nothing due
         };
         if self.armed.is_some_and(|armed| armed <= deadline) {

@@ -36,6 +36,7 @@ mod host;
 mod interface;
 mod report;
 mod settings;
+mod writes;
 
 pub use client::RawClient;
 pub use host::Host;

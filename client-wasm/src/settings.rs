@@ -60,6 +60,10 @@ pub(crate) fn read(numbers: &[f64], texts: Texts) -> (u64, Config) {
     let seed = (value(slot::SEED_HIGH).map_or(0, saturating_u32) as u64) << 32
         | value(slot::SEED_LOW).map_or(0, saturating_u32) as u64;
     let mut config = Config::new(texts.url);
+    // A message counts as written once it leaves the socket's `bufferedAmount` (the
+    // driver's `Writes`): until then it counts against the queue's bounds, and when the
+    // socket breaks it goes out again or comes back unsent.
+    config.confirm_writes = true;
     if let Some(field) = texts.cursor_field {
         config.cursor = Some(json_cursor(&field));
     }
