@@ -29,8 +29,11 @@ pub struct Wire {
     /// [`FaultProxy::upstream_messages`](crate::FaultProxy::upstream_messages)).
     pub messages: Vec<Vec<String>>,
     /// How many messages could have been in the OS buffers between the client and the
-    /// proxy when connections broke, all breaks together: those may be lost unseen.
+    /// proxy when connections broke, all breaks together, as sampled: a figure to report.
     pub unread_allowance: u64,
+    /// The messages the client says it wrote to its OS socket (`stats().messages_sent`):
+    /// README allows a loss only among those.
+    pub client_written: u64,
 }
 
 /// Where the accepted messages went, and what breaks the contract.
@@ -50,7 +53,7 @@ pub struct SendVerdict {
     pub lost_unseen: Vec<u64>,
     /// Messages the client wrote more than once (on different connections).
     pub rewritten: usize,
-    /// How many unseen losses the OS buffers could explain.
+    /// How many messages the OS buffers held at most when connections broke, as sampled.
     pub unseen_allowance: u64,
     /// Every breach of the contract found.
     pub problems: Vec<String>,
@@ -216,14 +219,22 @@ impl SendLedger {
                 verdict.lost_unseen.push(*n);
             }
         }
-        let unseen = verdict.lost_unseen.len() as u64;
-        if unseen > wire.unread_allowance {
+        // Lost may only be what the client wrote to its OS socket and the server never
+        // read. The proxy's view corroborates the losses it saw; the ones it did not see
+        // (a burst written just before the server closed falls between its samples of the
+        // OS buffers) must still be covered by what the client counted as written.
+        let lost = (verdict.lost_on_wire.len() + verdict.lost_unseen.len()) as u64;
+        let written_not_arrived = wire.client_written.saturating_sub(verdict.arrived as u64);
+        if lost > written_not_arrived {
             problems.push(format!(
-                "{unseen} accepted message(s) were lost without ever reaching the network \
-                 and without an Unsent event ({}); the OS buffers between client and proxy \
-                 could hold at most {} when connections broke",
+                "{lost} accepted message(s) were lost without an Unsent event ({} unseen by \
+                 the proxy: {}), but the client wrote only {} that did not arrive \
+                 (messages_sent {}, arrived {})",
+                verdict.lost_unseen.len(),
                 ranges(&verdict.lost_unseen),
-                wire.unread_allowance
+                written_not_arrived,
+                wire.client_written,
+                verdict.arrived
             ));
         }
         verdict.problems = problems;
@@ -248,7 +259,7 @@ impl SendVerdict {
         }
         let _ = write!(
             line,
-            ", {} unseen (allowed {})",
+            ", {} unseen by the proxy (OS buffers held up to {})",
             self.lost_unseen.len(),
             self.unseen_allowance
         );
@@ -334,13 +345,16 @@ mod tests {
         let wire = Wire {
             messages: vec![texts[..3].to_vec(), texts[3..4].to_vec()],
             unread_allowance: 1,
+            // The two that arrived and the three lost.
+            client_written: 5,
         };
         let verdict = ledger.judge(&arrived, &unsent, &wire);
         assert_eq!(verdict.lost_on_wire, vec![2, 3]);
         assert_eq!(verdict.lost_unseen, vec![5]);
         assert!(verdict.problems.is_empty(), "{:?}", verdict.problems);
+        // A client that wrote one fewer than it lost made a message vanish.
         let tighter = Wire {
-            unread_allowance: 0,
+            client_written: 4,
             ..wire
         };
         assert_eq!(ledger.judge(&arrived, &unsent, &tighter).problems.len(), 1);

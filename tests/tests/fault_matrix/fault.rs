@@ -113,13 +113,15 @@ impl Fault {
     /// From the fault lifted (or the consumer back, if later) to the client open again with
     /// traffic flowing: the longest backoff window, a handshake that may have to time out,
     /// a dead connection the heartbeat may have to find, a server's Retry-After and its
-    /// jitter, and a second of slack for a loaded machine.
+    /// jitter, and two seconds of slack for a loaded machine.
     pub(crate) fn recovery_bound(self) -> Duration {
         let base = BACKOFF_MAX
             + CONNECT_TIMEOUT
             + HEARTBEAT_INTERVAL
             + HEARTBEAT_TIMEOUT
-            + Duration::from_secs(1);
+            // A loaded machine: the bound is there to catch timers that stopped, which
+            // never recover at all.
+            + Duration::from_secs(2);
         match self {
             Self::Refuse(Some(seconds)) => {
                 base + Duration::from_secs(u64::from(seconds)) + BACKOFF_MAX
