@@ -652,7 +652,16 @@ impl Cell {
                     })
                     .max()
                     .unwrap_or(0);
-                if grew_to < 3 && !data_waits {
+                // A connection the (loaded) server let live for the stability window was
+                // healthy: resetting the backoff after it is the rule, not a fault.
+                let flapped = stuck < STABILITY_WINDOW;
+                if !flapped {
+                    measured.push(format!(
+                        "a connection stayed open {stuck:.0?}, past the stability window: the \
+                         backoff rightly started over"
+                    ));
+                }
+                if grew_to < 3 && !data_waits && flapped {
                     problems.push(format!(
                         "while flapping the retries never went past attempt {grew_to}: every \
                          short connection reset the backoff (it must grow until a connection \
@@ -667,7 +676,7 @@ impl Cell {
                     .unwrap_or(0);
                 // Two or more: the count grows (a client that resets it on any message, or
                 // on a replay, stays at 0 or 1). More depends on the machine's speed.
-                if data != FlapData::New && failures < 2 && !data_waits {
+                if data != FlapData::New && failures < 2 && !data_waits && flapped {
                     problems.push(format!(
                         "at most {failures} consecutive failures counted while flapping {}: \
                          such a session would never reach the failure cap",
