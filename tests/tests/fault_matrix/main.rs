@@ -4,7 +4,7 @@
 //! every failing cell with what broke.
 //!
 //! `FAULT_MATRIX_ONLY='reset;close 1012'` runs only the cells whose `fault x traffic` name
-//! contains one of the parts; `FAULT_MATRIX_JOBS=N` runs N cells at once (default 4).
+//! contains one of the parts; `FAULT_MATRIX_JOBS=N` runs N cells at once (default 3).
 
 mod cell;
 mod fault;
@@ -19,7 +19,7 @@ use fault::Fault;
 use traffic::Traffic;
 
 /// Cells run at once by default: they mostly wait on timers, so more than the two cores.
-const DEFAULT_JOBS: usize = 4;
+const DEFAULT_JOBS: usize = 3;
 
 #[test]
 fn fault_matrix() {
