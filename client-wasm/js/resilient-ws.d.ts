@@ -41,7 +41,10 @@ export interface ResilientWebSocketOptions {
    * `message`, when set).
    */
   heartbeat?: false | { intervalMs?: number; timeoutMs?: number; message?: string };
-  /** Bounds of the offline queue (default 1024 messages, 1 MiB). */
+  /**
+   * Bounds of the outbound queue (default 1024 messages, 1 MiB). Messages the socket has not
+   * yet sent (still in its bufferedAmount) count against them too.
+   */
   queue?: { maxMessages?: number; maxBytes?: number };
   /** Subprotocols to offer. */
   protocols?: string[];
@@ -88,7 +91,7 @@ export interface GapEvent extends Event {
 }
 
 export interface UnsentEvent extends Event {
-  /** Messages accepted by send() that never left, oldest first. */
+  /** Messages accepted by send() that never left the socket's buffer, oldest first. */
   readonly messages: Array<string | ArrayBuffer>;
 }
 
@@ -110,6 +113,7 @@ export interface ResilientStats {
   staleInputs: number;
   replaysDropped: number;
   messagesDelivered: number;
+  /** Messages that left the socket's buffer. */
   messagesSent: number;
   heartbeatTimeouts: number;
   queued: number;

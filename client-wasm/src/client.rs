@@ -106,7 +106,6 @@ impl RawClient {
                 signal::OFFLINE => session.set_online(false, now),
                 signal::TIMEOUT => {
                     driver.disarm();
-                    driver.confirm_writes(&self.shared.host, now);
                     driver.session.handle_timeout(now);
                 }
                 _ => {}
@@ -210,7 +209,9 @@ impl RawClient {
     /// bits (NaN for none).
     #[wasm_bindgen]
     pub fn stats(&self) -> Vec<f64> {
-        let driver = self.shared.driver.borrow();
+        let mut driver = self.shared.driver.borrow_mut();
+        // Current whenever read: what left the socket's buffer since counts as sent.
+        driver.confirm_writes(&self.shared.host);
         let session = &driver.session;
         stats_values(&session.stats(), session.state(), session.last_cursor())
     }
@@ -218,7 +219,7 @@ impl RawClient {
     fn send(&self, payload: Payload) -> u8 {
         let sent = self.shared.step(|driver, now| {
             // What left the socket's buffer since last asked no longer counts.
-            driver.confirm_writes(&self.shared.host, now);
+            driver.confirm_writes(&self.shared.host);
             driver.session.send(payload, now)
         });
         (match sent {

@@ -4,7 +4,6 @@
 //! listener may call back into the client. It holds no policy.
 
 use core::cell::RefCell;
-use core::time::Duration;
 
 use resilient_ws_core::{Command, ConnId, Cursor, Payload, Session, SocketEvent, Timestamp};
 
@@ -116,12 +115,13 @@ impl Driver {
 
     /// Tells the session which messages have left the socket's buffer since last asked,
     /// so they stop counting against the queue's bounds.
-    pub(crate) fn confirm_writes(&mut self, host: &Host, now: Timestamp) {
+    /// It produces no command or event, so it may run outside a step (`stats`).
+    pub(crate) fn confirm_writes(&mut self, host: &Host) {
         if let Some(conn) = self.writes.pending() {
             let written = self.writes.left(host.buffered(conn.get() as f64));
             if written > 0 {
                 self.session
-                    .handle_socket(conn, SocketEvent::Written(written), now);
+                    .handle_socket(conn, SocketEvent::Written(written), self.latest);
             }
         }
     }
@@ -164,14 +164,9 @@ impl Driver {
     }
 
     fn arm_timer(&mut self, host: &Host, now: Timestamp) {
-        let mut next = self.session.poll_timeout().map(|(deadline, _)| deadline);
-        // A message still in the socket's buffer counts against the queue until the host
-        // is asked again: ask within a second even with nothing else due.
-        if self.writes.pending().is_some() {
-            let poll = now + Duration::from_secs(1);
-            next = Some(next.map_or(poll, |deadline| deadline.min(poll)));
-        }
-        let Some(deadline) = next else {
+        // No timer of its own to watch bufferedAmount: every send and every read of the
+        // stats asks first.
+        let Some((deadline, _)) = self.session.poll_timeout() else {
             return; // an armed timer left over fires into a session with nothing due
         };
         if self.armed.is_some_and(|armed| armed <= deadline) {
