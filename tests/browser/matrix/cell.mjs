@@ -123,8 +123,11 @@ export async function runCell(browser, fault, pattern, t) {
   phase('lifted');
   let recoverFrom = Math.max(liftedNode, releasedNode ?? 0);
   if (fault.expect === 'cap') {
-    // The session ended as it must; the page starts it again.
-    await page.evaluate(() => window.harness.client(0).ws.reconnect());
+    // The session ended as it must (judged below); the page starts it again.
+    await page.evaluate(() => {
+      const { ws } = window.harness.client(0);
+      if (ws.state === 'failed') ws.reconnect();
+    });
     recoverFrom = Date.now();
   }
 
@@ -264,6 +267,8 @@ export async function runCell(browser, fault, pattern, t) {
       // What each socket carried, for the diagnosis: [index, messages, first id, last id, bufferedAmount now].
       figures.sockets = record.sockets.map((s) => [s.index, s.ids.length, s.ids[0] ?? null, s.ids.at(-1) ?? null, s.buffered]);
       figures.unsentIds = record.unsent.length > 0 ? [record.unsent[0], record.unsent.at(-1)] : [];
+      figures.unsentEvents = seen.events.filter((e) => e.type === 'unsent').map((e) => [e.t, e.messages?.length ?? 0]);
+      figures.stateTrail = seen.events.filter((e) => e.type === 'statechange' && e.t >= pageFaultAt).slice(0, 12).map((e) => `${e.t}:${e.state}`);
     }
   }
 

@@ -13,7 +13,7 @@
 export function auditSends(record, serverReceived) {
   const violations = [];
   const unsent = new Set(record.unsent);
-  const departures = []; // { id, socket, broken }
+  const departures = []; // { id, socket }, in the order they left
   const stranded = new Map(); // id -> socket index whose buffer held it when released
   for (const socket of record.sockets) {
     let tail = 0;
@@ -27,7 +27,7 @@ export function auditSends(record, serverReceived) {
     const left = socket.ids.length - tail;
     for (let i = 0; i < socket.ids.length; i += 1) {
       const id = socket.ids[i];
-      if (i < left) departures.push({ id, socket: socket.index, broken: socket.released });
+      if (i < left) departures.push({ id, socket: socket.index });
       else if (!stranded.has(id)) stranded.set(id, socket.index);
     }
   }
@@ -36,7 +36,7 @@ export function auditSends(record, serverReceived) {
   const departedOn = new Map();
   let previous = -1;
   let disorder = null;
-  for (const { id, socket, broken } of departures) {
+  for (const { id, socket } of departures) {
     if (id <= previous && disorder === null) {
       disorder = departedOn.has(id)
         ? `message m${id} left the browser twice (socket ${departedOn.get(id)[0]} and socket ${socket}): it may be received twice`
@@ -46,7 +46,6 @@ export function auditSends(record, serverReceived) {
     const on = departedOn.get(id) ?? [];
     on.push(socket);
     departedOn.set(id, on);
-    void broken;
   }
   if (disorder) violations.push(disorder);
 
