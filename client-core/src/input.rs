@@ -13,11 +13,17 @@ pub enum SocketEvent {
     Message(Payload),
     /// A Ping or Pong frame arrived: proof of life that carries no message.
     Pong,
-    /// The next `n` application messages handed to this socket (in the order of their
-    /// [`Command::Send`](crate::Command::Send)) are now wholly written to the operating
-    /// system's socket. Only for sessions with [`Config::confirm_writes`](crate::Config)
-    /// on; until then they count against the queue's bounds.
-    Written(usize),
+    /// The next `messages` application messages handed to this socket (in the order of
+    /// their [`Command::Send`](crate::Command::Send)), `bytes` of payload together, are now
+    /// wholly written to the operating system's socket. Only for sessions with
+    /// [`Config::confirm_writes`](crate::Config) on; until then they count against the
+    /// queue's bounds.
+    Written {
+        /// How many messages.
+        messages: usize,
+        /// Their payloads' bytes together.
+        bytes: usize,
+    },
     /// Whether the driver holds inbound data it cannot hand over because the application
     /// is not taking events (`true`), or has handed it over (`false`). Data waiting is
     /// proof of life: the heartbeat cannot hear a connection it is not reading, so while

@@ -45,8 +45,8 @@ pub struct Unsent {
 pub(crate) struct OutboundQueue {
     messages: VecDeque<Unsent>,
     bytes: usize,
-    /// Handed to a socket, not yet confirmed written: ids and lengths, oldest first.
-    in_flight: VecDeque<(MsgId, usize)>,
+    /// Handed to a socket, not yet confirmed written: how many, and their bytes.
+    in_flight: usize,
     in_flight_bytes: usize,
     bounds: QueueBounds,
 }
@@ -56,7 +56,7 @@ impl OutboundQueue {
         Self {
             messages: VecDeque::new(),
             bytes: 0,
-            in_flight: VecDeque::new(),
+            in_flight: 0,
             in_flight_bytes: 0,
             bounds,
         }
@@ -71,7 +71,7 @@ impl OutboundQueue {
                 max_bytes: self.bounds.max_bytes,
             });
         }
-        if self.messages.len() + self.in_flight.len() >= self.bounds.max_messages
+        if self.messages.len() + self.in_flight >= self.bounds.max_messages
             || self.bytes + self.in_flight_bytes + len > self.bounds.max_bytes
         {
             return Err(SendError::QueueFull {
@@ -96,27 +96,26 @@ impl OutboundQueue {
     /// or [`requeue`](Self::requeue).
     pub(crate) fn pop_in_flight(&mut self) -> Option<Unsent> {
         let message = self.pop()?;
-        let len = message.payload.len();
-        self.in_flight.push_back((message.id, len));
-        self.in_flight_bytes += len;
+        self.in_flight += 1;
+        self.in_flight_bytes += message.payload.len();
         Some(message)
     }
 
-    /// The `n` oldest messages in flight were written; returns how many there were.
-    pub(crate) fn confirm(&mut self, n: usize) -> usize {
-        let n = n.min(self.in_flight.len());
-        for (_, len) in self.in_flight.drain(..n) {
-            self.in_flight_bytes -= len;
-        }
-        n
+    /// The `messages` oldest messages in flight, of `bytes` bytes together, were written;
+    /// returns how many of them there were.
+    pub(crate) fn confirm(&mut self, messages: usize, bytes: usize) -> usize {
+        let messages = messages.min(self.in_flight);
+        self.in_flight -= messages;
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(bytes);
+        messages
     }
 
     /// The socket is gone: `unwritten` (the newest messages in flight, oldest first) go
     /// back to the front of the queue; the rest of those in flight were written. Returns
     /// how many were written.
     pub(crate) fn requeue(&mut self, unwritten: Vec<Unsent>) -> usize {
-        let written = self.in_flight.len().saturating_sub(unwritten.len());
-        self.in_flight.clear();
+        let written = self.in_flight.saturating_sub(unwritten.len());
+        self.in_flight = 0;
         self.in_flight_bytes = 0;
         for message in unwritten.into_iter().rev() {
             self.bytes += message.payload.len();
@@ -127,7 +126,7 @@ impl OutboundQueue {
 
     /// Whether messages handed to a socket wait for the driver's word on them.
     pub(crate) fn has_in_flight(&self) -> bool {
-        !self.in_flight.is_empty()
+        self.in_flight > 0
     }
 
     /// Empties the queue, oldest first.
@@ -199,7 +198,7 @@ mod tests {
             q.push(MsgId(3), "c".into()).is_err(),
             "one queued, one in flight"
         );
-        assert_eq!(q.confirm(5), 1);
+        assert_eq!(q.confirm(5, 1), 1);
         q.push(MsgId(3), "c".into()).unwrap();
     }
 
@@ -210,7 +209,7 @@ mod tests {
             q.push(MsgId(id), "x".into()).unwrap();
         }
         let handed: Vec<Unsent> = (0..3).map(|_| q.pop_in_flight().unwrap()).collect();
-        assert_eq!(q.confirm(1), 1);
+        assert_eq!(q.confirm(1, 1), 1);
         let written = q.requeue(handed[1..].to_vec());
         assert_eq!(written, 0);
         let order: Vec<u64> = q.take_all().iter().map(|m| m.id.get()).collect();

@@ -311,8 +311,8 @@ impl Session {
             SocketEvent::Pong => {
                 self.on_inbound(now);
             }
-            SocketEvent::Written(n) => {
-                self.counters.messages_sent += self.queue.confirm(n) as u64;
+            SocketEvent::Written { messages, bytes } => {
+                self.counters.messages_sent += self.queue.confirm(messages, bytes) as u64;
             }
             SocketEvent::Backlog(waiting) => self.on_backlog(now, waiting),
             SocketEvent::Ended(disconnect) => self.on_ended(now, disconnect),

@@ -59,7 +59,14 @@ fn unwritten_messages_leave_again_on_the_next_connection_in_order() {
     }
     let (sends, _) = drain(&mut session);
     assert_eq!(sends.len(), 3);
-    session.handle_socket(first, SocketEvent::Written(1), ms(2));
+    session.handle_socket(
+        first,
+        SocketEvent::Written {
+            messages: 1,
+            bytes: 1,
+        },
+        ms(2),
+    );
     assert_eq!(
         session.stats().messages_sent,
         1,
@@ -88,7 +95,14 @@ fn unwritten_messages_leave_again_on_the_next_connection_in_order() {
     let (sends, _) = drain(&mut session);
     let texts: Vec<Payload> = sends.into_iter().map(|sent| sent.payload).collect();
     assert_eq!(texts, ["b".into(), "c".into(), "d".into()] as [Payload; 3]);
-    session.handle_socket(next, SocketEvent::Written(3), retry_at);
+    session.handle_socket(
+        next,
+        SocketEvent::Written {
+            messages: 3,
+            bytes: 3,
+        },
+        retry_at,
+    );
     assert_eq!(session.stats().messages_sent, 4);
 }
 
@@ -103,7 +117,14 @@ fn messages_in_flight_count_against_the_queue_bounds() {
         session.send("m".into(), ms(1)).is_err(),
         "4 unwritten fill it"
     );
-    session.handle_socket(conn, SocketEvent::Written(2), ms(2));
+    session.handle_socket(
+        conn,
+        SocketEvent::Written {
+            messages: 2,
+            bytes: 2,
+        },
+        ms(2),
+    );
     session.send("m".into(), ms(2)).unwrap();
 }
 

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::Clock;
 use crate::events::EventQueue;
-use crate::writer::{Outbound, WriterSlot};
+use crate::writer::{Outbound, WriterSlot, Written};
 
 /// State shared by the client handles, the event stream, the driver and the socket task.
 pub(crate) struct Shared {
@@ -173,13 +173,14 @@ impl Shared {
             return Poll::Ready(None);
         };
         let (taken, written, reopened) = slot.poll_take(into, cx);
-        if written > 0 {
+        if written.messages > 0 {
             let now = self.clock.now();
+            let Written { messages, bytes } = written;
             inner
                 .session
-                .handle_socket(conn, SocketEvent::Written(written), now);
+                .handle_socket(conn, SocketEvent::Written { messages, bytes }, now);
         }
-        if written > 0 || reopened {
+        if written.messages > 0 || reopened {
             // Room in the queue's bounds or the write window: the session may hand over
             // more queued messages.
             let wakeups = self.pump(&mut inner);

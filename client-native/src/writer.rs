@@ -38,6 +38,14 @@ pub(crate) enum Outbound {
     },
 }
 
+/// Application messages wholly written since the writer last asked, for the session's
+/// [`SocketEvent::Written`](resilient_ws_core::SocketEvent::Written).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+}
+
 /// An application message the writer took and the OS has not wholly accepted yet.
 #[derive(Debug)]
 struct InFlight {
@@ -98,14 +106,14 @@ impl WriterSlot {
     }
 
     /// For the writer: takes every frame waiting into `into`, as messages in order;
-    /// pending (and woken by the next frame) when none wait. Also returns how many
-    /// messages became wholly written since the last call, and whether that reopened a
-    /// full window, so the session may hand over more.
+    /// pending (and woken by the next frame) when none wait. Also returns the messages
+    /// that became wholly written since the last call, and whether that reopened a full
+    /// window, so the session may hand over more.
     pub(crate) fn poll_take(
         &mut self,
         into: &mut VecDeque<Message>,
         cx: &mut Context<'_>,
-    ) -> (Poll<()>, usize, bool) {
+    ) -> (Poll<()>, Written, bool) {
         let was_full = !self.has_room();
         let confirmed = self.confirm();
         let reopened = was_full && self.has_room();
@@ -140,15 +148,16 @@ impl WriterSlot {
         (Poll::Ready(()), confirmed, reopened)
     }
 
-    /// Drops the messages the OS has wholly accepted; returns how many.
-    fn confirm(&mut self) -> usize {
+    /// Drops the messages the OS has wholly accepted; returns them counted.
+    fn confirm(&mut self) -> Written {
         let written = self.written.load(Ordering::Acquire);
-        let done = self
-            .in_flight
-            .iter()
-            .take_while(|message| message.end <= written)
-            .count();
-        self.in_flight.drain(..done);
+        let mut done = Written::default();
+        while self.in_flight.front().is_some_and(|m| m.end <= written) {
+            if let Some(message) = self.in_flight.pop_front() {
+                done.messages += 1;
+                done.bytes += message.message.len();
+            }
+        }
         done
     }
 
@@ -207,7 +216,7 @@ mod tests {
         let mut into = VecDeque::new();
         let mut cx = Context::from_waker(Waker::noop());
         let (_, confirmed, _) = slot.poll_take(&mut into, &mut cx);
-        (into, confirmed)
+        (into, confirmed.messages)
     }
 
     #[test]

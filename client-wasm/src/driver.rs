@@ -118,10 +118,10 @@ impl Driver {
     /// It produces no command or event, so it may run outside a step (`stats`).
     pub(crate) fn confirm_writes(&mut self, host: &Host) {
         if let Some(conn) = self.writes.pending() {
-            let written = self.writes.left(host.buffered(conn.get() as f64));
-            if written > 0 {
-                self.session
-                    .handle_socket(conn, SocketEvent::Written(written), self.latest);
+            let (messages, bytes) = self.writes.left(host.buffered(conn.get() as f64));
+            if messages > 0 {
+                let written = SocketEvent::Written { messages, bytes };
+                self.session.handle_socket(conn, written, self.latest);
             }
         }
     }
@@ -174,7 +174,9 @@ impl Driver {
         }
         // Rounded up: a timer that fires a fraction early would find nothing due.
         let wait = deadline.saturating_duration_since(now);
-        host.arm(wait.as_micros().div_ceil(1000) as f64);
+        // In u64 microseconds, not `as_micros` (u128): u128 division costs ~1 KB of wasm.
+        let micros = wait.as_secs().saturating_mul(1_000_000) + u64::from(wait.subsec_micros());
+        host.arm(micros.div_ceil(1000) as f64);
         self.armed = Some(deadline);
     }
 }

@@ -42,16 +42,19 @@ impl Writes {
         }
     }
 
-    /// How many of the oldest waiting messages have left, with `buffered` bytes still in
-    /// the socket's buffer; they wait no more. NaN (no socket to ask) confirms none.
-    pub(crate) fn left(&mut self, buffered: f64) -> usize {
+    /// How many of the oldest waiting messages have left, and their bytes, with
+    /// `buffered` bytes still in the socket's buffer; they wait no more. NaN (no socket
+    /// to ask) confirms none.
+    pub(crate) fn left(&mut self, buffered: f64) -> (usize, usize) {
         let gone = self.handed - buffered;
-        let mut count = 0;
+        let (mut messages, mut bytes) = (0, 0);
         while self.waiting.front().is_some_and(|(end, _)| *end <= gone) {
-            self.waiting.pop_front();
-            count += 1;
+            if let Some((_, message)) = self.waiting.pop_front() {
+                messages += 1;
+                bytes += message.payload.len();
+            }
         }
-        count
+        (messages, bytes)
     }
 
     /// Socket `conn` ended with `buffered` bytes never sent: the messages that never left,
