@@ -244,7 +244,7 @@ export class BrowserHost {
     try { this.#current(conn)?.close(code, reason); } catch { /* the close deadline ends it */ }
   }
 
-  /** Drops the socket now; nothing it fires afterwards reaches the session. Returns its bufferedAmount. */
+  /** Drops the socket now; nothing it fires afterwards reaches the session. */
   abort(conn) {
     const socket = this.#current(conn);
     if (!socket) return;
@@ -252,7 +252,6 @@ export class BrowserHost {
     try { socket.close(); } catch { /* already closing */ }
     this.#socket = null;
     this.#conn = -1;
-    return socket.bufferedAmount;
   }
 
   /** Bytes handed to the socket and not yet sent: what has left counts as written. */

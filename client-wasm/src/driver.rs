@@ -156,8 +156,13 @@ impl Driver {
                     host.close(conn.get() as f64, code, &reason);
                 }
                 Command::Abort { conn } => {
-                    let buffered = host.abort(conn.get() as f64);
-                    self.socket_gone(conn, buffered);
+                    host.abort(conn.get() as f64);
+                    // The session gave up a socket that had not ended: the browser's
+                    // `close()` still sends what the socket holds (the peer may well be
+                    // alive), so all of it counts as written, as what a native socket had
+                    // handed to the OS. Sent again, it could arrive twice. (A socket that
+                    // ended by itself was settled with its own bufferedAmount already.)
+                    self.socket_gone(conn, 0.0);
                 }
             }
         }

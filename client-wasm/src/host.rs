@@ -28,9 +28,8 @@ extern "C" {
     pub(crate) fn close(this: &Host, conn: f64, code: u16, reason: &str);
 
     /// Drops socket `conn` at once; nothing it reports afterwards reaches the session.
-    /// Returns its `bufferedAmount` (NaN when there is no such socket).
     #[wasm_bindgen(method)]
-    pub(crate) fn abort(this: &Host, conn: f64) -> f64;
+    pub(crate) fn abort(this: &Host, conn: f64);
 
     /// The `bufferedAmount` of socket `conn`: bytes handed to it and not yet sent (NaN
     /// when there is no such socket).
