@@ -18,8 +18,9 @@ ensure_package_toolchain
 pkg=client-wasm/pkg
 target_dir=target/package-wasm
 # Without the crate's `std` feature, with core and alloc rebuilt so that a panic traps at
-# once: no panic message, location or formatting code is linked.
-RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+# once: no panic message, location or formatting code is linked (and no Debug bodies or
+# caller locations, which nothing in the package prints).
+RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
   cargo "+$PACKAGE_TOOLCHAIN" build -p resilient-ws-wasm --target wasm32-unknown-unknown \
   --profile release-wasm --no-default-features -Zbuild-std=core,alloc \
   --target-dir "$target_dir" --quiet

@@ -44,9 +44,13 @@ impl Default for BackoffConfig {
 impl BackoffConfig {
     /// The upper end of the jitter window after `failures` consecutive failed attempts.
     pub fn window(&self, failures: u32) -> Duration {
-        let grown = self.initial.as_secs_f64() * powi(self.multiplier, failures);
-        // `min` first: `grown` may be infinite, which `from_secs_f64` would reject.
-        Duration::from_secs_f64(grown.min(self.max.as_secs_f64()))
+        let micros = |duration: Duration| {
+            duration.as_secs() as f64 * 1e6 + f64::from(duration.subsec_micros())
+        };
+        let grown = micros(self.initial) * powi(self.multiplier, failures);
+        // In whole microseconds through a saturating `as`: `from_secs_f64` would bring its
+        // range checks (and their panics) into the browser build.
+        Duration::from_micros(grown.min(micros(self.max)) as u64)
     }
 
     /// The floor under every delay after a failure.
@@ -80,7 +84,7 @@ impl BackoffConfig {
 
 /// Uniform in `[0, window]`, at microsecond resolution.
 fn jitter(window: Duration, rng: &mut SeededRng) -> Duration {
-    let window = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+    let window = window.as_secs().saturating_mul(1_000_000) + u64::from(window.subsec_micros());
     Duration::from_micros(rng.up_to(window))
 }
 

@@ -83,8 +83,13 @@ impl Config {
 
     /// Checks the settings, naming the first one that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let lower = self.url.get(..6).unwrap_or(&self.url).to_ascii_lowercase();
-        if !(lower.starts_with("ws://") || lower.starts_with("wss://")) {
+        // Compared in place: a lowercased copy would allocate for nothing.
+        let scheme = |prefix: &str| {
+            self.url
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        };
+        if !(scheme("ws://") || scheme("wss://")) {
             return Err(ConfigError::UrlScheme);
         }
         let backoff = &self.backoff;

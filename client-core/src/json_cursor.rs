@@ -149,7 +149,7 @@ impl Scanner<'_> {
         match self.peek()? {
             b'"' => {
                 let text = self.string()?;
-                decimal(text.as_bytes()).map(Cursor)
+                decimal(&text).map(Cursor)
             }
             b'0'..=b'9' => {
                 let start = self.pos;
@@ -179,18 +179,19 @@ impl Scanner<'_> {
             return Some(&self.bytes[start..raw_end] == wanted.as_bytes());
         }
         self.pos = start - 1;
-        Some(self.string()? == wanted)
+        Some(self.string()? == wanted.as_bytes())
     }
 
-    /// Reads a string, decoding its escapes.
-    fn string(&mut self) -> Option<String> {
+    /// Reads a string, decoding its escapes, as UTF-8 bytes. Only compared with keys and
+    /// read as digits, so it is never checked as UTF-8 (which would link a validator).
+    fn string(&mut self) -> Option<Vec<u8>> {
         self.expect(b'"')?;
         let mut out = Vec::new();
         loop {
             let byte = *self.bytes.get(self.pos)?;
             self.pos += 1;
             match byte {
-                b'"' => return String::from_utf8(out).ok(),
+                b'"' => return Some(out),
                 b'\\' => {
                     let escaped = *self.bytes.get(self.pos)?;
                     self.pos += 1;
