@@ -9,32 +9,44 @@ use core::time::Duration;
 /// The core never reads a clock: every call that can change state takes the current
 /// `Timestamp`. Drivers turn their own clock into one with [`Timestamp::from_duration`]
 /// (native: `origin.elapsed()`, browser: `performance.now()`).
+///
+/// Kept in whole microseconds, as one `u64` (585,000 years of range): the session does
+/// arithmetic on time at every input, and a plain integer keeps that small and fast, in
+/// the browser build above all. Finer parts of a driver's clock are dropped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(Duration);
+pub struct Timestamp(u64);
 
 impl Timestamp {
     /// The driver's origin.
-    pub const ZERO: Self = Self(Duration::ZERO);
+    pub const ZERO: Self = Self(0);
 
     /// The point `since_origin` after the driver's origin.
     pub const fn from_duration(since_origin: Duration) -> Self {
-        Self(since_origin)
+        Self(micros(since_origin))
     }
 
     /// The point `millis` milliseconds after the driver's origin.
     pub const fn from_millis(millis: u64) -> Self {
-        Self(Duration::from_millis(millis))
+        Self(millis.saturating_mul(1_000))
     }
 
     /// How far this point is from the driver's origin.
     pub const fn since_origin(self) -> Duration {
-        self.0
+        Duration::from_micros(self.0)
     }
 
     /// The time from `earlier` to `self`, or zero when `earlier` is later.
-    pub fn saturating_duration_since(self, earlier: Self) -> Duration {
-        self.0.saturating_sub(earlier.0)
+    pub const fn saturating_duration_since(self, earlier: Self) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
     }
+}
+
+/// Whole microseconds of `duration`, saturating.
+const fn micros(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(duration.subsec_micros() as u64)
 }
 
 impl Add<Duration> for Timestamp {
@@ -42,7 +54,7 @@ impl Add<Duration> for Timestamp {
 
     /// Saturates instead of overflowing: a deadline at the end of time never fires.
     fn add(self, rhs: Duration) -> Self {
-        Self(self.0.saturating_add(rhs))
+        Self(self.0.saturating_add(micros(rhs)))
     }
 }
 
@@ -56,7 +68,7 @@ impl Sub for Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t+{}ms", crate::error::millis(self.0))
+        write!(f, "t+{}ms", self.0 / 1_000)
     }
 }
 
@@ -101,6 +113,14 @@ mod tests {
     #[test]
     fn adding_saturates() {
         let end = Timestamp::from_duration(Duration::MAX) + Duration::from_secs(1);
-        assert_eq!(end.since_origin(), Duration::MAX);
+        assert_eq!(end.since_origin(), Duration::from_micros(u64::MAX));
+        assert!(end > Timestamp::from_duration(Duration::from_secs(1 << 40)));
+    }
+
+    #[test]
+    fn keeps_whole_microseconds() {
+        let t = Timestamp::from_duration(Duration::new(2, 3_456_789));
+        assert_eq!(t.since_origin(), Duration::new(2, 3_456_000));
+        assert_eq!(t + Duration::from_millis(1) - t, Duration::from_millis(1));
     }
 }

@@ -57,10 +57,15 @@ impl TimerTable {
 
     /// The earliest deadline; ties go to the timer listed first.
     pub(crate) fn next(&self) -> Option<(Timestamp, Timer)> {
-        Timer::ALL
-            .into_iter()
-            .filter_map(|timer| self.get(timer).map(|deadline| (deadline, timer)))
-            .min_by_key(|(deadline, _)| *deadline)
+        let mut earliest: Option<(Timestamp, Timer)> = None;
+        for timer in Timer::ALL {
+            if let Some(deadline) = self.get(timer) {
+                if earliest.is_none_or(|(first, _)| deadline < first) {
+                    earliest = Some((deadline, timer));
+                }
+            }
+        }
+        earliest
     }
 
     /// The earliest deadline at or before `now`, cleared so it fires once.

@@ -124,7 +124,7 @@ pub(crate) fn state_fields<'a>(
         } => {
             fields[field::ATTEMPT] = f64::from(*attempt);
             fields[field::DELAY_MS] = match retry_at {
-                Some(_) => delay.as_millis() as f64,
+                Some(_) => millis(*delay),
                 None => f64::NAN,
             };
         }
@@ -132,7 +132,7 @@ pub(crate) fn state_fields<'a>(
             let (kind, count) = match failure {
                 Failure::Fatal(_) => (1.0, 0.0),
                 Failure::TooManyFailures { attempts, .. } => (2.0, f64::from(*attempts)),
-                Failure::RetryBudgetExhausted { elapsed, .. } => (3.0, elapsed.as_millis() as f64),
+                Failure::RetryBudgetExhausted { elapsed, .. } => (3.0, millis(*elapsed)),
             };
             fields[field::FAILURE] = kind;
             fields[field::FAILURE_COUNT] = count;
@@ -177,4 +177,10 @@ pub(crate) fn describe(disconnect: &Disconnect) -> (f64, u16, &str) {
         Disconnect::ConnectTimeout => (6.0, 0, ""),
         Disconnect::HeartbeatTimeout => (7.0, 0, ""),
     }
+}
+
+/// Whole milliseconds as a JS number, without the `u128` of `as_millis`, whose conversion
+/// to a float links a helper of its own.
+fn millis(duration: core::time::Duration) -> f64 {
+    duration.as_secs() as f64 * 1000.0 + f64::from(duration.subsec_millis())
 }
