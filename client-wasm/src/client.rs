@@ -179,12 +179,15 @@ impl RawClient {
         };
         self.shared.step(|driver, now| {
             if let Some(conn) = driver.socket(conn) {
+                // What never left goes back before the end (no command is carried out in
+                // between): a session that stops at this end (the failure cap, a fatal
+                // code, a finished close) then hands it back in its `Unsent`, ahead of
+                // the state that stops it. Returned after, it came after that state, when
+                // the host has already let go of the page's listeners: lost.
+                driver.socket_gone(conn, buffered);
                 driver
                     .session
                     .handle_socket(conn, SocketEvent::Ended(disconnect), now);
-                // After the end: returned to an open session, they would go out on this
-                // socket again.
-                driver.socket_gone(conn, buffered);
             }
         });
     }

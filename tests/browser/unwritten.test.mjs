@@ -155,3 +155,50 @@ test('messages still in the browser buffer when the connection breaks go out on 
   assert.equal(client.stats.queued, 0);
   assert.equal(client.state, 'open');
 });
+
+test('a connection that keeps breaking with bytes buffered: each time they go out on the next one, and come back unsent when the session gives up', async (t) => {
+  const feed = await startFeedServer([], t);
+  const connections = [];
+  // No connection reads: what the page sends piles up in the browser's buffer every time.
+  const raw = await startRawServer(t, (connection) => {
+    connections.push(connection);
+    connection.pause();
+  });
+  const { page, wire } = await openPage(browser, feed, t);
+  await spyOnSockets(page);
+  // Three short connections that bring nothing: the third failure ends the session.
+  const rounds = 3;
+  await createClient(page, raw.url, { backoff: { initialMs: 50, maxMs: 200 }, maxFailures: rounds, heartbeat: false });
+  const accepted = [];
+  for (let round = 0; round < rounds; round += 1) {
+    await waitUntil(() => connections.length > round, `connection ${round + 1}`, 5_000);
+    await waitForState(page, 'open');
+    const sent = await sendUntilFull(page, { size: 16 * 1024, limit: 4096, stopAtBuffered: 256 * 1024 });
+    accepted.push(...sent.accepted);
+    assert.ok(sent.peakBuffered > 4 * 16 * 1024, `round ${round + 1}: the browser buffered little (${sent.peakBuffered} B)`);
+    connections[round].reset();
+    await waitUntil(() => page.evaluate((n) => window.spied[n].bufferedAtClose !== null, round), `socket ${round + 1} closed`, 5_000);
+  }
+  await waitForState(page, 'failed');
+
+  // Per socket, the messages that left its buffer before it broke (they may be lost with it);
+  // every other accepted message went out on a later socket or came back unsent, once, in order.
+  const sockets = await page.evaluate(() => window.spied.map(({ handed, bytes, bufferedAtClose }) => ({
+    handed: handed.map(({ text, end }) => ({ index: text.split(':')[0], end })), bytes, bufferedAtClose,
+  })));
+  assert.equal(sockets.length, rounds);
+  const departed = [];
+  for (const [i, socket] of sockets.entries()) {
+    const left = socket.bytes - socket.bufferedAtClose;
+    const gone = socket.handed.filter(({ end }) => end <= left).map(({ index }) => index);
+    if (i > 0) assert.ok(socket.bufferedAtClose > 0, `socket ${i + 1} broke with nothing buffered: the test needs bytes stranded`);
+    departed.push(...gone);
+  }
+  const unsent = (await events(page)).filter((e) => e.type === 'unsent');
+  const returned = unsent.flatMap((e) => e.messages.map((text) => text.split(':')[0]));
+  assert.equal(unsent.length, 1, `one 'unsent' event when the session gave up (${departed.length} of ${accepted.length} accepted messages had left the browser; page errors: ${wire.pageErrors.join(' | ') || 'none'})`);
+  assert.deepEqual([...departed, ...returned], accepted,
+    'each accepted message left the browser once, in order, or came back unsent, in order');
+  assert.deepEqual(wire.pageErrors, [], 'no page error');
+  assert.equal((await snapshot(page)).stats.queued, 0);
+});
