@@ -325,6 +325,11 @@ impl Session {
     /// the queue, ahead of everything sent since, and leave on the next connection; once
     /// the session has stopped they come back in [`Event::Unsent`]. Every other message
     /// handed to the socket counts as written.
+    ///
+    /// A driver that knows them when the socket reports its end may call this just
+    /// before [`SocketEvent::Ended`]: a session that stops at that end then hands them
+    /// back before its final state change. Called after (as on an `Abort` the session
+    /// issued itself), the `Unsent` event follows the final state.
     pub fn return_unwritten(&mut self, conn: ConnId, unwritten: alloc::vec::Vec<Unsent>) {
         let _ = conn; // Only one socket is ever in flight: its Abort came before any Open.
         self.counters.messages_sent += self.queue.requeue(unwritten) as u64;
