@@ -518,3 +518,26 @@ fn send_outcomes_are_worded_by_their_numbers() {
         "resilient-ws.js treats 0 as queued"
     );
 }
+
+/// host.js checks `backoff.maxMs` against `backoff.initialMs` itself, to name the option,
+/// and so needs the core's defaults for whichever of the two the page left out.
+#[test]
+fn backoff_defaults_host_js_checks_with_are_the_cores() {
+    let defaults = resilient_ws_core::BackoffConfig::default();
+    let initial = leading_number(after("(initial || "), "the default initialMs");
+    let max: String = after("Number.isNaN(max) ? ")
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '_')
+        .filter(char::is_ascii_digit)
+        .collect();
+    assert_eq!(
+        Duration::from_millis(initial as u64),
+        defaults.initial,
+        "host.js's default backoff.initialMs"
+    );
+    assert_eq!(
+        max.parse::<u64>().ok().map(Duration::from_millis),
+        Some(defaults.max),
+        "host.js's default backoff.maxMs"
+    );
+}
