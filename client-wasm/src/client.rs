@@ -198,13 +198,11 @@ impl RawClient {
     pub fn resume_url(&self, conn: f64, url: &str) -> Option<String> {
         let driver = self.shared.driver.borrow();
         let session = &driver.session;
-        let current = session.current_conn()?;
-        (current.get() as f64 == conn).then(|| {
-            session
-                .config()
-                .resume
-                .apply_to_url(url, driver.resume_from())
-        })
+        // The session applies its own resume parameter: no copy of that rule here.
+        let current = session
+            .current_conn()
+            .filter(|id| id.get() as f64 == conn)?;
+        session.resume_url(current, url)
     }
 
     /// The session's counters in the order host.js names them (`STATS`), then the state

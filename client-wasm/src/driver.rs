@@ -5,7 +5,7 @@
 
 use core::cell::RefCell;
 
-use resilient_ws_core::{Command, ConnId, Cursor, Payload, Session, SocketEvent, Timestamp};
+use resilient_ws_core::{Command, ConnId, Payload, Session, SocketEvent, Timestamp};
 
 use crate::host::Host;
 use crate::report::report;
@@ -28,8 +28,6 @@ pub(crate) struct Driver {
     /// The current socket and the one before: inputs name sockets by number, and a late
     /// report from the previous one must still reach the session as stale.
     sockets: [Option<ConnId>; 2],
-    /// The cursor the current socket's attempt resumes from.
-    resume_from: Option<Cursor>,
     /// The latest time fed to the session: an event's own time stamp may be a little older
     /// than a clock reading already used, and the session's time must not go back.
     latest: Timestamp,
@@ -44,7 +42,6 @@ impl Shared {
                 session,
                 armed: None,
                 sockets: [None; 2],
-                resume_from: None,
                 latest: Timestamp::ZERO,
                 writes: Writes::default(),
             }),
@@ -103,11 +100,6 @@ impl Driver {
             .find(|id| id.get() as f64 == conn)
     }
 
-    /// The cursor the current attempt resumes from.
-    pub(crate) fn resume_from(&self) -> Option<Cursor> {
-        self.resume_from
-    }
-
     /// The host's timer fired.
     pub(crate) fn disarm(&mut self) {
         self.armed = None;
@@ -139,7 +131,6 @@ impl Driver {
             match command {
                 Command::Open(open) => {
                     self.sockets = [Some(open.conn), self.sockets[0]];
-                    self.resume_from = open.cursor;
                     self.writes.opened(open.conn);
                     host.open(open.conn.get() as f64, &open.url);
                 }

@@ -20,6 +20,27 @@ async function closeClient(page) {
   assert.equal((await snapshot(page)).state, 'closed');
 }
 
+test('a urlProvider URL gets the resume parameter from the session on every attempt', async (t) => {
+  const server = await startFeedServer(['--rate', '200'], t);
+  const { page, wire } = await openPage(browser, server, t);
+  await createClient(page, server.feedUrl, { ...OPTIONS, providerToken: 'T' });
+  await waitForState(page, 'open');
+  await waitForDelivered(page, 20);
+  await server.control('drop');
+  await server.waitForStats((s) => s.connections_accepted === 2 && s.live_connections === 1, 'reconnect after the drop');
+  await waitForDelivered(page, 40);
+  await closeClient(page);
+
+  const { cursors } = await delivered(page);
+  assertExactlyOnceInOrder(cursors);
+  const attempts = (await events(page)).filter((e) => e.type === 'statechange' && e.state === 'connecting');
+  assert.equal(wire.sockets.length, 2, `sockets: ${wire.sockets.map((s) => s.url)}`);
+  assert.equal(new URL(wire.sockets[0].url).search, '?token=T-1', 'the provider URL, nothing to resume yet');
+  const second = new URL(wire.sockets[1].url);
+  assert.equal(second.searchParams.get('token'), 'T-2', 'a fresh URL from the provider');
+  assert.equal(resumeCursor(wire.sockets[1].url), attempts[1].lastCursor, 'resumed from the last delivered cursor');
+});
+
 test('exactly-once in-order delivery across drops and a server restart', async (t) => {
   const server = await startFeedServer(['--rate', '200'], t);
   const { page, wire } = await openPage(browser, server, t);

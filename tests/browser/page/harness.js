@@ -62,6 +62,13 @@ window.harness = {
   clients: [],
   /** Creates a client; returns its index in harness.clients. */
   create(url, options) {
+    // A function cannot cross page.evaluate: `providerToken` stands for a urlProvider that
+    // hands out the URL with a fresh ?token= on every attempt.
+    if (options.providerToken) {
+      let attempt = 0;
+      const { providerToken, ...rest } = options;
+      options = { ...rest, urlProvider: async () => `${url}?token=${providerToken}-${attempt += 1}` };
+    }
     const recorder = new Recorder(url, options);
     this.clients.push(recorder);
     return this.clients.length - 1;
