@@ -188,8 +188,8 @@ async fn connect(
 
 /// Reports the socket open, then reads until it ends, feeding the session each burst of
 /// frames under one lock (the first burst along with `Opened`: what arrived with the
-/// handshake). While the application's queue is full it reads nothing, which pushes back
-/// into TCP: a slow consumer keeps memory flat.
+/// handshake). While the application's queue is full it takes no more messages (see
+/// `next_when_room`), which pushes back into TCP: a slow consumer keeps memory flat.
 async fn read_until_end(
     conn: ConnId,
     mut stream: SplitStream<Stream>,
