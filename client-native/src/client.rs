@@ -52,6 +52,25 @@ impl Client {
         self.shared.with(|session, now| session.send(payload, now))
     }
 
+    /// Queues a message, waiting while the queue is full: room comes as messages are
+    /// written to the socket (the queue counts them until then). Fails at once, handing
+    /// the message back, when it can never fit ([`SendError::TooLarge`]) or the session
+    /// has stopped ([`SendError::NotRunning`]), also while waiting. Dropping the future
+    /// drops the message; [`send`](Self::send) never waits.
+    pub async fn send_wait(&self, mut payload: Payload) -> Result<MsgId, SendError> {
+        loop {
+            // Registered before the attempt, so room made in between is not missed.
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.send(payload) {
+                Err(SendError::QueueFull { payload: back, .. }) => payload = back,
+                done => return done,
+            }
+            room.await;
+        }
+    }
+
     /// Closes the session: flushes the queue, completes the close handshake, and returns
     /// once the session is closed (at most the close timeout, plus a second). Messages
     /// that could not be sent come back as [`Event::Unsent`](crate::Event::Unsent).

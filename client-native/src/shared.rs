@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// Wakes the driver: a socket to open or release, an earlier deadline, a state change,
     /// room for events again, or a handle dropped.
     pub(crate) wake: Notify,
+    /// Wakes every `send_wait`: the outbound queue may have room, or the session stopped.
+    pub(crate) room: Notify,
     pub(crate) state: watch::Sender<State>,
     /// Live `Client` handles; at zero the driver closes the session and stops.
     pub(crate) handles: AtomicUsize,
@@ -111,6 +113,7 @@ impl Shared {
             }),
             clock,
             wake: Notify::new(),
+            room: Notify::new(),
             state,
             handles: AtomicUsize::new(0),
             span,
@@ -179,6 +182,8 @@ impl Shared {
             inner
                 .session
                 .handle_socket(conn, SocketEvent::Written { messages, bytes }, now);
+            // What the queue counted until it was written no longer takes room.
+            self.room.notify_waiters();
         }
         if written.messages > 0 || reopened {
             // Room in the queue's bounds or the write window: the session may hand over
@@ -263,6 +268,9 @@ impl Shared {
         while let Some(event) = session.poll_event() {
             if let Event::StateChanged { state, reason } = &event {
                 self.span.in_scope(|| log_state(state, reason));
+                // A stopped session never makes room: waiting senders must hear it, and a
+                // socket's end can hand messages back, which makes room.
+                self.room.notify_waiters();
                 self.state.send_replace(state.clone());
                 // The driver decides on handles and timers by the state; a reader
                 // waiting for room reads on while closing.

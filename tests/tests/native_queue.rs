@@ -561,3 +561,87 @@ async fn a_slow_consumer_pushes_back_on_a_fast_server() {
     proxy.shutdown().await;
     server.shutdown().await;
 }
+
+/// `send_wait` waits while the queue is full (a peer that stops reading fills it once the
+/// OS buffers are full) and goes on once the peer reads again: nothing is refused, nothing
+/// lost, the order kept, and no busy retry loop is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_wait_waits_for_room_while_the_peer_stops_reading() {
+    const STALL: Duration = Duration::from_millis(1_500);
+    let server = ScriptServer::start(Script::new(Behaviour::Accept {
+        then: vec![Step::Stall(STALL)],
+    }))
+    .await
+    .unwrap();
+    let (client, mut events) = builder(server.url("/feed"))
+        .queue(4, 1024 * 1024)
+        .connect()
+        .unwrap();
+    recv_until_open(&mut events).await;
+    let recorder = Recorder::spawn(events);
+    let filler = "x".repeat(64 * 1024);
+    let started = Instant::now();
+    let sender = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut waited = Duration::ZERO;
+            for n in 0..200u32 {
+                let before = Instant::now();
+                client
+                    .send_wait(Payload::Text(format!("{n}:{filler}")))
+                    .await
+                    .expect("waits instead of refusing");
+                waited = waited.max(before.elapsed());
+            }
+            waited
+        })
+    };
+    let longest_wait = timeout(LIMIT, sender).await.expect("all sent").unwrap();
+    assert!(
+        longest_wait >= Duration::from_millis(200),
+        "12.5 MiB cannot fit in the OS buffers of a peer that stopped reading: some send must \
+         have waited (longest {longest_wait:?})"
+    );
+    assert!(
+        started.elapsed() >= STALL / 2,
+        "sent before the peer read again"
+    );
+    eventually("all arrived", LIMIT, || {
+        received_texts(&server).len() == 200
+    })
+    .await;
+    let numbers: Vec<u32> = received_texts(&server)
+        .iter()
+        .map(|text| text.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..200).collect::<Vec<u32>>());
+    assert!(unsent(&recorder).is_empty());
+    client.close(1000, "").await.unwrap();
+    server.shutdown().await;
+}
+
+/// A session that stops while `send_wait` waits hands the message back at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_wait_returns_when_the_session_stops() {
+    let server = listening_server().await;
+    let proxy = down_proxy(&server).await;
+    let (client, _events) = builder(format!("ws://{}/feed", proxy.addr()))
+        .queue(1, 1024)
+        .connect()
+        .unwrap();
+    client.send_text("fills the queue").unwrap();
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.send_wait(Payload::Text("waits".into())).await })
+    };
+    sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "a full queue makes it wait");
+    client.close(1000, "").await.unwrap();
+    let result = timeout(LIMIT, waiting).await.expect("woken").unwrap();
+    assert!(
+        matches!(&result, Err(SendError::NotRunning { payload }) if *payload == Payload::Text("waits".into())),
+        "{result:?}"
+    );
+    proxy.shutdown().await;
+    server.shutdown().await;
+}

@@ -9,11 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use args::{Args, Parsed};
-use resilient_ws::{Client, ClientBuilder, Event, Failure, Payload, SendError, State, Unsent};
+use resilient_ws::{Client, ClientBuilder, Event, Failure, Payload, State, Unsent};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// How long to wait before offering a line again when the queue is full.
-const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
 
 /// Exit codes: documented in the usage text.
 const EXIT_DONE: u8 = 0;
@@ -89,19 +86,9 @@ fn builder(args: &Args) -> ClientBuilder {
 async fn forward_stdin(client: Client, exit_on_eof: bool) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let mut payload = Payload::Text(line);
-        loop {
-            match client.send(payload) {
-                Ok(_) => break,
-                Err(SendError::QueueFull { payload: back, .. }) => {
-                    payload = back;
-                    tokio::time::sleep(QUEUE_FULL_RETRY).await;
-                }
-                Err(error) => {
-                    eprintln!("rwscat: line not sent: {error}");
-                    return;
-                }
-            }
+        if let Err(error) = client.send_wait(Payload::Text(line)).await {
+            eprintln!("rwscat: line not sent: {error}");
+            return;
         }
     }
     if exit_on_eof {
