@@ -333,7 +333,8 @@ impl Session {
     pub fn return_unwritten(&mut self, conn: ConnId, unwritten: alloc::vec::Vec<Unsent>) {
         let _ = conn; // Only one socket is ever in flight: its Abort came before any Open.
         self.counters.messages_sent += self.queue.requeue(unwritten) as u64;
-        if self.state.is_terminal() || self.state == State::Closing && self.socket.is_none() {
+        // A close that ends its socket finishes at once (`finish_close`): stopped is terminal.
+        if self.state.is_terminal() {
             self.hand_back_unsent();
         }
     }

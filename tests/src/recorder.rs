@@ -52,6 +52,18 @@ impl Recorder {
             .collect()
     }
 
+    /// Every wait before a retry, in order: the number the next attempt has, the delay
+    /// chosen, and why the session is reconnecting.
+    pub fn retry_waits(&self) -> Vec<(u32, Duration, Reason)> {
+        self.states()
+            .into_iter()
+            .filter_map(|(_, state, reason)| match state {
+                State::Reconnecting { attempt, delay, .. } => Some((attempt, delay, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every message handed back in `Event::Unsent`, in the order they came back.
     pub fn unsent(&self) -> Vec<Unsent> {
         self.events()

@@ -58,12 +58,9 @@ fn unsent_numbers(recorder: &Recorder) -> Vec<u64> {
 /// Each wait before a retry, with the number the attempt after it has.
 fn reconnecting(recorder: &Recorder) -> Vec<(u32, Duration)> {
     recorder
-        .states()
+        .retry_waits()
         .into_iter()
-        .filter_map(|(_, state, _)| match state {
-            State::Reconnecting { attempt, delay, .. } => Some((attempt, delay)),
-            _ => None,
-        })
+        .map(|(attempt, delay, _)| (attempt, delay))
         .collect()
 }
 

@@ -62,12 +62,10 @@ fn close_step(code: u16, reason: &str) -> Step {
 /// Every `Reconnecting` state: the delay chosen and the disconnect that caused it.
 fn retries(recorder: &Recorder) -> Vec<(Duration, Disconnect)> {
     recorder
-        .states()
+        .retry_waits()
         .into_iter()
-        .filter_map(|(_, state, reason)| match (state, reason) {
-            (State::Reconnecting { delay, .. }, Reason::Disconnected(disconnect)) => {
-                Some((delay, disconnect))
-            }
+        .filter_map(|(_, delay, reason)| match reason {
+            Reason::Disconnected(disconnect) => Some((delay, disconnect)),
             _ => None,
         })
         .collect()
