@@ -187,6 +187,16 @@ test('with heartbeat.message, becoming visible sends it at once; no answer in ti
   const options = { ...FEED_OPTIONS, backoff: { initialMs: 50, maxMs: 100 }, heartbeat: { intervalMs: 60_000, timeoutMs: 300, message: 'ping' } };
   const { server, page, wire } = await feedClient(t, options);
   await server.control('silence');
+  // Messages already on their way when the server went silent are proof of life that would
+  // answer the probe: let them arrive first (nothing new for 100 ms, bounded).
+  let delivered = -1;
+  await waitUntil(async () => {
+    const now = (await snapshot(page)).delivered;
+    const quiet = now === delivered;
+    delivered = now;
+    if (!quiet) await sleep(100);
+    return quiet;
+  }, 'the feed to fall silent', 2_000);
   const checked = await page.evaluate(() => {
     document.dispatchEvent(new Event('visibilitychange'));
     return window.harness.client(0).now();
