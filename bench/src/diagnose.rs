@@ -45,7 +45,7 @@ pub(crate) async fn model_receive(url: String, n: u64, two_hops: bool) -> BenchR
             while let Some(next) = item.take() {
                 match next {
                     Ok(Message::Text(text)) => {
-                        let payload = Payload::Text(into_string(text));
+                        let payload = Payload::from(into_string(text));
                         bytes += payload.len();
                         batch.push(payload);
                     }
@@ -132,7 +132,7 @@ pub(crate) async fn model_inline(url: String, n: u64) -> BenchResult<Duration> {
         let mut item = Some(next);
         while let Some(next) = item.take() {
             if let Message::Text(text) = next? {
-                let payload = Payload::Text(into_string(text));
+                let payload = Payload::from(into_string(text));
                 bytes += payload.len();
                 report.push(SocketEvent::Message(payload));
             }
@@ -200,7 +200,7 @@ fn session_ns_per_message(n: usize, cursor: bool) -> BenchResult<f64> {
         let report: Vec<SocketEvent> = texts
             .by_ref()
             .take(REPORT_MESSAGES)
-            .map(|text| SocketEvent::Message(Payload::Text(text)))
+            .map(|text| SocketEvent::Message(Payload::from(text)))
             .collect();
         if report.is_empty() {
             break;

@@ -164,7 +164,7 @@ async fn model_round_trips(url: String, n: usize) -> BenchResult<Vec<Duration>> 
                 }
                 next = stream.next() => match next {
                     Some(Ok(Message::Text(text))) => {
-                        let payload = Payload::Text(text.as_str().to_owned());
+                        let payload = Payload::from(text.as_str());
                         if report_tx.send(vec![payload]).await.is_err() {
                             return;
                         }

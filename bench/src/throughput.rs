@@ -224,7 +224,7 @@ async fn bare_receive(
         if let Message::Text(text) = message? {
             if let Some(extract) = &extract {
                 // The same work resilient-ws does per message: own the text, scan it.
-                let payload = Payload::Text(text.as_str().to_owned());
+                let payload = Payload::from(text.as_str());
                 black_box(extract(&payload));
             } else {
                 black_box(&text);
@@ -380,7 +380,7 @@ async fn send_once(sender: Sender, url: String, n: u64, size: usize) -> BenchRes
             });
             let start = Instant::now();
             for _ in 0..n {
-                let mut message = Payload::Text(text.clone());
+                let mut message = Payload::from(text.clone());
                 loop {
                     match client.send(message) {
                         Ok(_) => break,

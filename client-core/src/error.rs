@@ -82,6 +82,19 @@ pub enum CloseError {
     ReasonTooLong(usize),
 }
 
+/// Whether an application may close with `code` and `reason`: 1000 or 3000-4999, and a
+/// reason of at most 123 bytes (RFC 6455, 7.4 and 5.5). [`Session::close`](crate::Session::close)
+/// asks this first; a driver may ask it before handing the close over.
+pub fn check_close(code: u16, reason: &str) -> Result<(), CloseError> {
+    if !(code == 1000 || (3000..=4999).contains(&code)) {
+        return Err(CloseError::Code(code));
+    }
+    if reason.len() > 123 {
+        return Err(CloseError::ReasonTooLong(reason.len()));
+    }
+    Ok(())
+}
+
 /// Whole milliseconds, for messages.
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

@@ -26,6 +26,12 @@ impl fmt::Display for ConnId {
 pub struct MsgId(pub(crate) u64);
 
 impl MsgId {
+    /// An id numbered by the driver, for [`Session::send_as`](crate::Session::send_as):
+    /// ids start at 1 and increase in the order messages are sent.
+    pub const fn new(id: u64) -> Self {
+        Self(id)
+    }
+
     /// The number behind the id: ids increase in the order `send` accepted the messages.
     pub fn get(self) -> u64 {
         self.0
@@ -53,5 +59,10 @@ impl IdSequence {
     pub(crate) fn next(&mut self) -> u64 {
         self.last += 1;
         self.last
+    }
+
+    /// Goes on after `used`, an id handed out elsewhere.
+    pub(crate) fn skip_past(&mut self, used: u64) {
+        self.last = self.last.max(used);
     }
 }

@@ -26,7 +26,7 @@ pub fn json_cursor(spec: &str) -> CursorExtractor {
     Arc::new(move |payload: &Payload| {
         let bytes = match payload {
             Payload::Text(text) => text.as_bytes(),
-            Payload::Binary(bytes) => bytes,
+            Payload::Binary(bytes) => bytes.as_slice(),
         };
         Scanner { bytes, pos: 0 }.find(&path)
     })
@@ -303,7 +303,7 @@ mod tests {
     use std::prelude::rust_2024::*;
 
     fn extract(spec: &str, json: &str) -> Option<u64> {
-        json_cursor(spec)(&Payload::Text(json.to_owned())).map(|c| c.0)
+        json_cursor(spec)(&Payload::from(json)).map(|c| c.0)
     }
 
     #[test]
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn binary_json_is_read_too() {
-        let payload = Payload::Binary(br#"{"seq":3}"#.to_vec());
+        let payload = Payload::from(br#"{"seq":3}"#.to_vec());
         assert_eq!(json_cursor("seq")(&payload), Some(Cursor(3)));
     }
 }

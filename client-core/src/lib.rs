@@ -51,7 +51,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![no_std]
-#![forbid(unsafe_code)]
+// Unsafe code is denied, and allowed in one place: reading a `Text` that was checked as
+// UTF-8 when it was made (see `payload`).
+#![deny(unsafe_code)]
 
 // No `std`: the browser build links no std panic or formatting machinery it does not use.
 extern crate alloc;
@@ -82,15 +84,15 @@ mod timer;
 pub use backoff::{BackoffConfig, MIN_DELAY_AFTER_FAILURE};
 pub use command::{Command, OpenRequest};
 pub use config::Config;
-pub use error::{CloseError, ConfigError, SendError};
+pub use error::{CloseError, ConfigError, SendError, check_close};
 pub use event::{Event, Failure, Reason, State};
 pub use heartbeat::{HeartbeatConfig, Probe};
 pub use ids::{ConnId, MsgId};
 pub use input::SocketEvent;
 #[cfg(feature = "json")]
 pub use json_cursor::json_cursor;
-pub use payload::Payload;
-pub use queue::{QueueBounds, Unsent};
+pub use payload::{Binary, Payload, Text};
+pub use queue::{QueueBounds, QueueUsage, Unsent};
 pub use redact::redact_url;
 pub use resume::{Cursor, CursorExtractor, ResumeMessage, ResumeMode, with_query_param};
 pub use retry::{Disconnect, RetryAction, RetryPolicy, RetryPredicate, default_action};

@@ -18,6 +18,50 @@ pub struct QueueBounds {
     pub max_bytes: usize,
 }
 
+impl QueueBounds {
+    /// Whether a message of `len` bytes fits beside `usage`; hands `payload` back in the
+    /// error when it does not. The session's own queue asks this, and so may a driver
+    /// that admits messages on another thread before they reach the session.
+    pub fn admit(&self, usage: QueueUsage, payload: Payload) -> Result<Payload, SendError> {
+        let len = payload.len();
+        if len > self.max_bytes {
+            return Err(SendError::TooLarge {
+                payload,
+                max_bytes: self.max_bytes,
+            });
+        }
+        if usage.messages >= self.max_messages || usage.bytes + len > self.max_bytes {
+            return Err(SendError::QueueFull {
+                payload,
+                queued: usage.messages,
+                queued_bytes: usage.bytes,
+            });
+        }
+        Ok(payload)
+    }
+}
+
+/// What counts against the queue's bounds: messages waiting, plus those handed to a socket
+/// and not yet confirmed written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueUsage {
+    /// Messages.
+    pub messages: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+}
+
+impl core::ops::Add for QueueUsage {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            messages: self.messages + other.messages,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
 impl Default for QueueBounds {
     fn default() -> Self {
         Self {
@@ -64,25 +108,18 @@ impl OutboundQueue {
 
     /// Appends a message, or hands it back when it does not fit.
     pub(crate) fn push(&mut self, id: MsgId, payload: Payload) -> Result<(), SendError> {
-        let len = payload.len();
-        if len > self.bounds.max_bytes {
-            return Err(SendError::TooLarge {
-                payload,
-                max_bytes: self.bounds.max_bytes,
-            });
-        }
-        if self.messages.len() + self.in_flight >= self.bounds.max_messages
-            || self.bytes + self.in_flight_bytes + len > self.bounds.max_bytes
-        {
-            return Err(SendError::QueueFull {
-                payload,
-                queued: self.messages.len(),
-                queued_bytes: self.bytes,
-            });
-        }
-        self.bytes += len;
+        let payload = self.bounds.admit(self.usage(), payload)?;
+        self.bytes += payload.len();
         self.messages.push_back(Unsent { id, payload });
         Ok(())
+    }
+
+    /// What counts against the bounds now.
+    pub(crate) fn usage(&self) -> QueueUsage {
+        QueueUsage {
+            messages: self.messages.len() + self.in_flight,
+            bytes: self.bytes + self.in_flight_bytes,
+        }
     }
 
     /// The oldest message.

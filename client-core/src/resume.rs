@@ -269,7 +269,7 @@ mod tests {
             header.header(Some(Cursor(4))),
             Some(("Last-Event-Id".into(), "4".into()))
         );
-        let first = ResumeMode::FirstMessage(Arc::new(|c| Payload::Text(format!("from {c}"))));
+        let first = ResumeMode::FirstMessage(Arc::new(|c| Payload::from(format!("from {c}"))));
         assert_eq!(first.first_message(Some(Cursor(4))), Some("from 4".into()));
         assert_eq!(first.first_message(None), None);
     }

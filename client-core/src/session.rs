@@ -12,7 +12,7 @@ use crate::heartbeat::{HeartbeatDue, Liveness, Probe};
 use crate::ids::{ConnId, IdSequence, MsgId};
 use crate::input::SocketEvent;
 use crate::payload::Payload;
-use crate::queue::{OutboundQueue, Unsent};
+use crate::queue::{OutboundQueue, QueueUsage, Unsent};
 use crate::resume::{Admission, Cursor, ReplayFilter};
 use crate::retry::{Disconnect, RetryAction};
 use crate::rng::SeededRng;
@@ -193,6 +193,21 @@ impl Session {
     /// while idle, connecting, open or reconnecting; a full queue or a stopped session
     /// hands the message back in the error.
     pub fn send(&mut self, payload: Payload, now: Timestamp) -> Result<MsgId, SendError> {
+        let id = MsgId(self.msg_ids.peek());
+        self.send_as(id, payload, now)?;
+        Ok(id)
+    }
+
+    /// Like [`send`](Self::send), for a driver that numbers messages itself: one that
+    /// admits them on another thread (with [`QueueBounds::admit`] against
+    /// [`queue_usage`](Self::queue_usage)) and hands them over in order. Ids must increase
+    /// in the order sent; [`send`](Self::send) goes on after the highest.
+    pub fn send_as(
+        &mut self,
+        id: MsgId,
+        payload: Payload,
+        now: Timestamp,
+    ) -> Result<(), SendError> {
         self.clock.advance(now);
         if matches!(
             self.state,
@@ -200,22 +215,21 @@ impl Session {
         ) {
             return Err(SendError::NotRunning { payload });
         }
-        let id = MsgId(self.msg_ids.peek());
         self.queue.push(id, payload)?;
-        self.msg_ids.next();
-        Ok(id)
+        self.msg_ids.skip_past(id.0);
+        Ok(())
+    }
+
+    /// What counts against the outbound queue's bounds now.
+    pub fn queue_usage(&self) -> QueueUsage {
+        self.queue.usage()
     }
 
     /// Closes the session gracefully: on an open (or handshaking) socket the queue is
     /// flushed and the close handshake done, within the close timeout; otherwise it closes
     /// at once. Messages that could not be sent come back in [`Event::Unsent`].
     pub fn close(&mut self, code: u16, reason: &str, now: Timestamp) -> Result<(), CloseError> {
-        if !(code == 1000 || (3000..=4999).contains(&code)) {
-            return Err(CloseError::Code(code));
-        }
-        if reason.len() > 123 {
-            return Err(CloseError::ReasonTooLong(reason.len()));
-        }
+        crate::error::check_close(code, reason)?;
         let now = self.clock.advance(now);
         if matches!(
             self.state,

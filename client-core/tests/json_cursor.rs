@@ -62,7 +62,7 @@ proptest! {
         } else {
             serde_json::to_string(&doc).unwrap()
         };
-        let payload = Payload::Text(text.clone());
+        let payload = Payload::from(text.clone());
         for (spec, path) in [
             ("seq", vec!["seq"]),
             ("/meta/seq", vec!["meta", "seq"]),

@@ -529,7 +529,7 @@ fn resume_by_header_and_by_first_message() {
 
     let mut config = test_config();
     config.resume = ResumeMode::FirstMessage(std::sync::Arc::new(|c| {
-        Payload::Text(format!("resume {c}"))
+        Payload::from(format!("resume {c}"))
     }));
     let mut sim = Sim::new(
         config,

@@ -16,10 +16,10 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::error::BuildError;
-use crate::events::{EventQueue, Events};
+use crate::events::{EventChannel, Events};
 use crate::handshake::Target;
+use crate::mailbox::Mailbox;
 use crate::request::{AttemptInfo, ConnectRequest, ProviderError, RequestProvider};
-use crate::shared::Shared;
 use crate::socket::SocketSettings;
 use crate::tls::TlsRoots;
 
@@ -339,16 +339,25 @@ impl ClientBuilder {
         session.connect(clock.now());
         let span =
             tracing::info_span!("resilient_ws", url = %redact_url(session.config().url.as_str()));
-        let shared = Arc::new(Shared::new(
+        let mailbox = Arc::new(Mailbox::new(
+            session.config().queue,
+            session.state().clone(),
+        ));
+        let channel = Arc::new(EventChannel::new(
+            self.event_buffer,
+            self.event_buffer_bytes,
+        ));
+        let client = Client::new(Arc::clone(&mailbox), close_timeout);
+        let events = Events::new(Arc::clone(&channel));
+        let driver = Driver::new(
             session,
             clock,
-            EventQueue::new(self.event_buffer, self.event_buffer_bytes),
+            mailbox,
+            channel,
+            Arc::new(settings),
             span.clone(),
-        ));
-        let client = Client::new(Arc::clone(&shared), close_timeout);
-        let events = Events::new(Arc::clone(&shared));
-        let driver = Driver::new(shared, Arc::new(settings));
-        runtime.spawn(driver.run().instrument(span));
+        );
+        runtime.spawn(driver.instrument(span));
         Ok((client, events))
     }
 }

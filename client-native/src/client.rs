@@ -1,15 +1,14 @@
 //! The handle the application keeps: send, close, and look at the session.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use resilient_ws_core::{CloseError, Cursor, MsgId, Payload, SendError, State, Stats};
+use resilient_ws_core::{CloseError, Cursor, MsgId, Payload, SendError, State, Stats, check_close};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::error::SendJsonError;
-use crate::shared::Shared;
+use crate::mailbox::{Mailbox, Request};
 
 /// Extra time `close` waits beyond the close timeout for the driver to report the end.
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
@@ -17,15 +16,15 @@ const CLOSE_SLACK: Duration = Duration::from_secs(1);
 /// A handle to a running session. Clone it freely; when the last handle is dropped the
 /// session closes gracefully and its task ends.
 pub struct Client {
-    shared: Arc<Shared>,
+    mailbox: Arc<Mailbox>,
     close_timeout: Duration,
 }
 
 impl Client {
-    pub(crate) fn new(shared: Arc<Shared>, close_timeout: Duration) -> Self {
-        shared.handles.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn new(mailbox: Arc<Mailbox>, close_timeout: Duration) -> Self {
+        mailbox.add_handle();
         Self {
-            shared,
+            mailbox,
             close_timeout,
         }
     }
@@ -33,12 +32,12 @@ impl Client {
     /// Queues a text message. It leaves at once while connected, or on the next
     /// connection, in the order sent; a full queue hands it back in the error.
     pub fn send_text(&self, text: impl Into<String>) -> Result<MsgId, SendError> {
-        self.send(Payload::Text(text.into()))
+        self.send(Payload::from(text.into()))
     }
 
     /// Queues a binary message, like [`send_text`](Self::send_text).
     pub fn send_binary(&self, bytes: impl Into<Vec<u8>>) -> Result<MsgId, SendError> {
-        self.send(Payload::Binary(bytes.into()))
+        self.send(Payload::from(bytes.into()))
     }
 
     /// Encodes `value` as JSON and queues it as a text message.
@@ -47,9 +46,10 @@ impl Client {
         Ok(self.send_text(text)?)
     }
 
-    /// Queues a message, like [`send_text`](Self::send_text).
+    /// Queues a message, like [`send_text`](Self::send_text). A message accepted just as
+    /// the session stops comes back in [`Event::Unsent`](crate::Event::Unsent).
     pub fn send(&self, payload: Payload) -> Result<MsgId, SendError> {
-        self.shared.with(|session, now| session.send(payload, now))
+        self.mailbox.send(payload)
     }
 
     /// Queues a message, waiting while the queue is full: room comes as messages are
@@ -60,7 +60,7 @@ impl Client {
     pub async fn send_wait(&self, mut payload: Payload) -> Result<MsgId, SendError> {
         loop {
             // Registered before the attempt, so room made in between is not missed.
-            let room = self.shared.room.notified();
+            let room = self.mailbox.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             match self.send(payload) {
@@ -79,9 +79,12 @@ impl Client {
     /// the application has stopped reading them, so a slow consumer cannot hold the close
     /// up.
     pub async fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
-        self.shared
-            .with(|session, now| session.close(code, reason, now))?;
-        let mut state = self.shared.state.subscribe();
+        check_close(code, reason)?;
+        let mut state = self.mailbox.state.subscribe();
+        self.mailbox.request(Request::Close {
+            code,
+            reason: reason.to_owned(),
+        });
         let closed = state.wait_for(State::is_terminal);
         let _ = tokio::time::timeout(self.close_timeout + CLOSE_SLACK, closed).await;
         Ok(())
@@ -89,53 +92,50 @@ impl Client {
 
     /// Starts the session again after it closed or failed. Does nothing while it runs.
     pub fn reconnect(&self) {
-        self.shared.with(|session, now| session.connect(now));
+        self.mailbox.request(Request::Connect);
     }
 
     /// Tells the session whether the network is up: offline ends the socket at once,
     /// online reconnects at once.
     pub fn set_online(&self, online: bool) {
-        self.shared
-            .with(|session, now| session.set_online(online, now));
+        self.mailbox.request(Request::SetOnline(online));
     }
 
     /// Probes the connection now instead of waiting for the heartbeat interval.
     pub fn check_liveness(&self) {
-        self.shared.with(|session, now| session.check_liveness(now));
+        self.mailbox.request(Request::CheckLiveness);
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.shared.state.borrow().clone()
+        self.mailbox.state.borrow().clone()
     }
 
     /// A watch of the state, to await changes.
     pub fn watch_state(&self) -> watch::Receiver<State> {
-        self.shared.state.subscribe()
+        self.mailbox.state.subscribe()
     }
 
     /// The session's counters.
     pub fn stats(&self) -> Stats {
-        self.shared.lock().session.stats()
+        self.mailbox.stats()
     }
 
     /// The cursor of the last delivered message.
     pub fn last_cursor(&self) -> Option<Cursor> {
-        self.shared.lock().session.last_cursor()
+        self.mailbox.last_cursor()
     }
 }
 
 impl Clone for Client {
     fn clone(&self) -> Self {
-        Self::new(Arc::clone(&self.shared), self.close_timeout)
+        Self::new(Arc::clone(&self.mailbox), self.close_timeout)
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.wake.notify_one();
-        }
+        self.mailbox.remove_handle();
     }
 }
 

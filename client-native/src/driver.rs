@@ -1,151 +1,336 @@
-//! The driver: opens and releases sockets as the session commands, fires its timers, and
-//! closes the session once every handle is gone. It holds no policy; every decision is
-//! the session's. Messages do not pass through it: the socket task feeds the session and
-//! the application's queue itself (see `shared`).
+//! The driver: the one task that owns the session and its socket.
+//!
+//! Each time it is polled it works in rounds until a round changes nothing: it hands the
+//! session what the application asked for, fires the timer, reads what the socket has
+//! (messages only while the application's channel has room), carries out the session's
+//! commands (open, abort, frames for the writer), writes, and hands the events to the
+//! application in one batch. The session is `&mut`, never behind a lock; the clock is
+//! read once per round. It holds no policy: every decision is the session's.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use resilient_ws_core::{Command, Timestamp};
+use resilient_ws_core::{Command, Event, Reason, Session, SocketEvent, State, Timestamp, Unsent};
 use tokio::time::Sleep;
 
-use crate::shared::Shared;
-use crate::socket::{SocketSettings, SocketTask};
-use crate::writer::WriterSlot;
+use crate::clock::Clock;
+use crate::connection::{Connection, Input};
+use crate::events::{EventChannel, Room};
+use crate::mailbox::{Mailbox, Request};
+use crate::socket::SocketSettings;
+use crate::writer::Outbound;
 
-/// What the driver found under the lock.
-struct Step {
-    /// The timer's new deadline, when it must be armed earlier than it is.
-    rearm: Option<Timestamp>,
-    /// Whether a timer is armed at all.
-    armed: bool,
-    terminal: bool,
-}
+/// Rounds in one poll before the driver yields to the runtime's other tasks.
+const MAX_ROUNDS: usize = 32;
+
+/// Messages read in one round at most, so the application gets them in bounded batches.
+const MAX_READS_PER_ROUND: usize = 256;
 
 pub(crate) struct Driver {
-    shared: Arc<Shared>,
+    session: Session,
+    clock: Clock,
+    mailbox: Arc<Mailbox>,
+    events: Arc<EventChannel>,
     settings: Arc<SocketSettings>,
-    socket: Option<SocketTask>,
-    lifecycle: Vec<Command>,
+    connection: Option<Connection>,
+    timer: Pin<Box<Sleep>>,
+    /// The deadline the timer is armed for.
+    armed_for: Option<Timestamp>,
+    /// Requests taken from the mailbox, and events for the application: reused buffers.
+    requests: VecDeque<Request>,
+    outgoing: VecDeque<Event>,
+    /// The last state reported to the handles.
+    reported_state: State,
     close_requested_on_drop: bool,
+    span: tracing::Span,
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, settings: Arc<SocketSettings>) -> Self {
+    pub(crate) fn new(
+        session: Session,
+        clock: Clock,
+        mailbox: Arc<Mailbox>,
+        events: Arc<EventChannel>,
+        settings: Arc<SocketSettings>,
+        span: tracing::Span,
+    ) -> Self {
+        let reported_state = session.state().clone();
         Self {
-            shared,
+            session,
+            clock,
+            mailbox,
+            events,
             settings,
-            socket: None,
-            lifecycle: Vec::new(),
+            connection: None,
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            armed_for: None,
+            requests: VecDeque::new(),
+            outgoing: VecDeque::new(),
+            reported_state,
             close_requested_on_drop: false,
+            span,
         }
     }
 
-    pub(crate) async fn run(mut self) {
-        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
-        loop {
-            let step = self.step();
-            for command in std::mem::take(&mut self.lifecycle) {
-                self.carry_out(command).await;
-            }
-            if self.shared.handles_left() == 0 {
-                if !step.terminal && !self.close_requested_on_drop {
-                    self.close_requested_on_drop = true;
-                    let _ = self
-                        .shared
-                        .with(|session, now| session.close(1000, "", now));
-                    continue;
+    /// One round; whether it changed anything.
+    fn round(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = self.clock.now();
+        let mut busy = self.take_requests(cx, now);
+        if self.mailbox.handles_left() == 0
+            && !self.close_requested_on_drop
+            && !self.session.state().is_terminal()
+        {
+            self.close_requested_on_drop = true;
+            let _ = self.session.close(1000, "", now);
+            busy = true;
+        }
+        if self.armed_for.is_some() && self.timer.as_mut().poll(cx).is_ready() {
+            self.armed_for = None;
+            self.session.handle_timeout(now);
+            busy = true;
+        }
+        busy |= self.read(cx, now);
+        busy |= self.carry_out_commands();
+        busy |= self.write(cx, now);
+        self.publish();
+        self.arm_timer(now);
+        busy
+    }
+
+    fn take_requests(&mut self, cx: &Context<'_>, now: Timestamp) -> bool {
+        self.mailbox.take_requests(&mut self.requests, cx);
+        if self.requests.is_empty() {
+            return false;
+        }
+        while let Some(request) = self.requests.pop_front() {
+            match request {
+                Request::Send(id, payload) => {
+                    if let Err(error) = self.session.send_as(id, payload, now) {
+                        // Admitted just as the session stopped: handed back, never lost.
+                        let payload = error.into_payload();
+                        self.outgoing
+                            .push_back(Event::Unsent(vec![Unsent { id, payload }]));
+                    }
                 }
-                if step.terminal {
+                Request::Close { code, reason } => {
+                    let _ = self.session.close(code, &reason, now);
+                }
+                Request::Connect => self.session.connect(now),
+                Request::SetOnline(online) => self.session.set_online(online, now),
+                Request::CheckLiveness => self.session.check_liveness(now),
+            }
+        }
+        true
+    }
+
+    /// Reads what the socket has, up to a batch, and feeds it to the session.
+    fn read(&mut self, cx: &mut Context<'_>, now: Timestamp) -> bool {
+        let Some(connection) = self.connection.as_mut() else {
+            return false;
+        };
+        let conn = connection.conn;
+        // A close must finish even if the application stopped reading.
+        let mut room = if *self.session.state() == State::Closing {
+            Room::UNLIMITED
+        } else {
+            self.events.room(cx)
+        };
+        let mut busy = false;
+        let mut ended = None;
+        for _ in 0..MAX_READS_PER_ROUND {
+            let session = &self.session;
+            let input =
+                connection.poll_input(cx, !room.is_empty(), |url| session.resume_url(conn, url));
+            let Poll::Ready(input) = input else { break };
+            busy = true;
+            let event = match input {
+                Input::Opened => SocketEvent::Opened,
+                Input::Message(payload) => {
+                    room.take(payload.len());
+                    SocketEvent::Message(payload)
+                }
+                Input::Pong => SocketEvent::Pong,
+                Input::Backlog(waiting) => SocketEvent::Backlog(waiting),
+                Input::Ended(disconnect) => {
+                    ended = Some(disconnect);
                     break;
                 }
+            };
+            self.session.handle_socket(conn, event, now);
+        }
+        if let Some(disconnect) = ended {
+            if let Some(connection) = self.connection.take() {
+                // Before the end, so a session that stops at it hands them back before
+                // its final state change.
+                self.session.return_unwritten(conn, connection.finish());
             }
-            if let Some(at) = step.rearm {
-                timer.as_mut().reset(self.shared.clock.instant(at));
-            }
-            tokio::select! {
-                biased;
-                () = self.shared.wake.notified() => {}
-                // Timers never wait for the application: a slow consumer holds back the
-                // socket's reads (see `socket`), never the deadlines, retries or heartbeat.
-                () = timer.as_mut(), if step.armed => {
-                    self.shared.with(|session, now| session.handle_timeout(now));
-                    self.shared.lock().armed_for = None;
+            self.session
+                .handle_socket(conn, SocketEvent::Ended(disconnect), now);
+        }
+        busy
+    }
+
+    /// Carries out what the session asked for: sockets to open and drop, frames for the
+    /// writer. Queued messages leave only while the writer has room; the rest stay in the
+    /// session's bounded queue, where `send` sees them.
+    fn carry_out_commands(&mut self) -> bool {
+        let mut busy = false;
+        loop {
+            let takes_queued = self
+                .connection
+                .as_mut()
+                .is_some_and(|connection| connection.writer().has_room());
+            let command = if takes_queued {
+                self.session.poll_command()
+            } else {
+                self.session.poll_control()
+            };
+            let Some(command) = command else { break };
+            busy = true;
+            let (conn, frame) = match command {
+                Command::Open(open) => {
+                    debug_assert!(
+                        self.connection.is_none(),
+                        "the session aborts before it opens"
+                    );
+                    self.connection = Some(Connection::start(open, Arc::clone(&self.settings)));
+                    continue;
                 }
-            }
-        }
-        if let Some(socket) = self.socket.take() {
-            socket.abort().await;
-        }
-    }
-
-    /// Drains the session, takes the lifecycle commands, and decides on the timer. A
-    /// later deadline keeps the armed timer: it fires early, the session finds nothing
-    /// due, and the timer is armed again. That spares the timer wheel a reset for every
-    /// message, which moves the heartbeat deadline each time.
-    fn step(&mut self) -> Step {
-        let mut inner = self.shared.lock();
-        // The driver is awake: it needs no wake-up for what this pump finds.
-        let wakeups = self.shared.pump(&mut inner);
-        self.lifecycle.extend(inner.lifecycle.drain(..));
-        let deadline = inner.session.poll_timeout().map(|(at, _)| at);
-        let rearm = match (deadline, inner.armed_for) {
-            (Some(at), Some(armed)) if armed <= at => None,
-            (at, _) => {
-                inner.armed_for = at;
-                at
-            }
-        };
-        let step = Step {
-            rearm,
-            armed: inner.armed_for.is_some(),
-            terminal: inner.session.state().is_terminal(),
-        };
-        drop(inner);
-        wakeups.wake_others(&self.shared);
-        step
-    }
-
-    async fn carry_out(&mut self, command: Command) {
-        match command {
-            Command::Open(open) => {
-                debug_assert!(self.socket.is_none(), "the session aborts before it opens");
-                let conn = open.conn;
-                let written = {
-                    let mut inner = self.shared.lock();
-                    if inner.session.current_conn() != Some(conn) {
-                        return; // released before it was opened: its Abort follows
+                Command::Abort { conn } => {
+                    if let Some(connection) = self.connection.take_if(|c| c.conn == conn) {
+                        // Dropping it closes the TCP stream now; what it never wrote goes
+                        // back to the session before anything else can be handed out.
+                        self.session.return_unwritten(conn, connection.finish());
                     }
-                    let slot = WriterSlot::new(conn);
-                    let written = slot.written_counter();
-                    inner.writer = Some(slot);
-                    written
-                };
-                self.socket = Some(SocketTask::spawn(
-                    open,
-                    Arc::clone(&self.settings),
-                    Arc::clone(&self.shared),
-                    written,
-                ));
-            }
-            Command::Abort { conn } => {
-                // The pump took the socket's writer slot and its unwritten messages.
-                if let Some(socket) = self.socket.take_if(|socket| socket.conn == conn) {
-                    socket.abort().await;
+                    continue;
+                }
+                Command::Send { conn, payload, id } => {
+                    let frame = match id {
+                        Some(id) => Outbound::Queued(id, payload),
+                        None => Outbound::Control(payload),
+                    };
+                    (conn, frame)
+                }
+                Command::Ping { conn } => (conn, Outbound::Ping),
+                Command::Close { conn, code, reason } => (conn, Outbound::Close { code, reason }),
+            };
+            match self.connection.as_mut().filter(|c| c.conn == conn) {
+                Some(connection) => connection.writer().push(frame),
+                // No socket for it: an application message goes back to the session;
+                // anything else for a released socket is moot.
+                None => {
+                    if let Outbound::Queued(id, payload) = frame {
+                        self.session
+                            .return_unwritten(conn, vec![Unsent { id, payload }]);
+                    }
                 }
             }
-            // Frames go from the session to the socket's writer directly.
-            Command::Send { .. } | Command::Ping { .. } | Command::Close { .. } => {}
         }
+        busy
+    }
+
+    /// Writes the frames waiting, and tells the session which messages the OS accepted.
+    fn write(&mut self, cx: &mut Context<'_>, now: Timestamp) -> bool {
+        let Some(connection) = self.connection.as_mut() else {
+            return false;
+        };
+        if connection.is_writing() {
+            connection.poll_write(cx);
+        }
+        let written = connection.writer().confirm();
+        if written.messages == 0 {
+            return false;
+        }
+        let conn = connection.conn;
+        self.session.handle_socket(
+            conn,
+            SocketEvent::Written {
+                messages: written.messages,
+                bytes: written.bytes,
+            },
+            now,
+        );
+        true
+    }
+
+    /// Hands the session's events to the application and its status to the handles.
+    fn publish(&mut self) {
+        let mut state_changed = false;
+        while let Some(event) = self.session.poll_event() {
+            if let Event::StateChanged { state, reason } = &event {
+                self.span.in_scope(|| log_state(state, reason));
+                self.reported_state = state.clone();
+                state_changed = true;
+            }
+            self.outgoing.push_back(event);
+        }
+        // The status first: an application that sees an event sees the counters after it.
+        self.mailbox.report(
+            self.session.queue_usage(),
+            self.session.stats(),
+            self.session.last_cursor(),
+            state_changed.then_some(&self.reported_state),
+        );
+        self.events.deliver(&mut self.outgoing);
+    }
+
+    /// Arms the timer for the session's next deadline. A later deadline keeps the armed
+    /// timer: it fires early, the session finds nothing due, and it is armed again. That
+    /// spares the timer wheel a reset for every message, which moves the heartbeat
+    /// deadline each time.
+    fn arm_timer(&mut self, now: Timestamp) {
+        let deadline = self.session.poll_timeout().map(|(at, _)| at);
+        match (deadline, self.armed_for) {
+            (Some(at), Some(armed)) if armed <= at => {}
+            (Some(at), _) => {
+                self.armed_for = Some(at);
+                self.timer.as_mut().reset(self.clock.instant(at.max(now)));
+            }
+            (None, _) => self.armed_for = None,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.session.state().is_terminal() && self.mailbox.handles_left() == 0
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..MAX_ROUNDS {
+            let busy = this.round(cx);
+            if this.finished() {
+                this.connection = None;
+                this.events.finish();
+                return Poll::Ready(());
+            }
+            if !busy {
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let the runtime's other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
 impl Drop for Driver {
     /// The stream ends once its events are read, also when the runtime drops the driver.
     fn drop(&mut self) {
-        let waker = self.shared.lock().events.finish();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.events.finish();
+    }
+}
+
+fn log_state(state: &State, reason: &Reason) {
+    match state {
+        State::Failed(_) => tracing::warn!(%reason, "{state}"),
+        State::Reconnecting { .. } => tracing::info!(%reason, "{state}"),
+        _ => tracing::debug!(%reason, "{state}"),
     }
 }

@@ -1,38 +1,37 @@
-//! The application's view of what happens: a `Stream` of events.
+//! The application's view of what happens: a `Stream` of events, and the bounded channel
+//! the driver fills it through.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures_util::Stream;
 use resilient_ws_core::{Cursor, Event, Payload};
 use serde::de::DeserializeOwned;
 
-use crate::shared::{Shared, Wakeups, store_waker};
-
-/// Room for events kept between bursts, at most: the queue and the stream swap their
+/// Room for events kept between bursts, at most: the channel and the stream swap their
 /// buffers, so this bounds both.
 const KEEP_WHILE_IDLE: usize = 32;
 
 /// The session's events: state changes with their reasons, messages with their cursors,
 /// gaps, and messages handed back. Bounded: an application that stops reading stops the
-/// client reading the socket, so memory stays flat.
+/// client reading messages from the socket, so memory stays flat.
 ///
 /// It ends once the session has stopped and every [`Client`](crate::Client) handle is gone.
 #[derive(Debug)]
 pub struct Events {
-    shared: Arc<Shared>,
-    /// The events taken from the shared queue and not read yet: all of them at once, so
-    /// the lock is taken once per burst, not once per event.
+    channel: Arc<EventChannel>,
+    /// The events taken from the channel and not read yet: all of them at once, so the
+    /// lock is taken once per burst, not once per event.
     ready: VecDeque<Event>,
 }
 
 impl Events {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(channel: Arc<EventChannel>) -> Self {
         Self {
-            shared,
+            channel,
             ready: VecDeque::new(),
         }
     }
@@ -50,17 +49,11 @@ impl Events {
             // A burst is over: an idle connection keeps no room for the next one.
             self.ready = VecDeque::new();
         }
-        let mut inner = self.shared.lock();
-        let Some(wakeups) = inner.events.poll_take(&mut self.ready, cx) else {
-            return if inner.events.finished {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            };
-        };
-        drop(inner);
-        wakeups.wake(&self.shared);
-        Poll::Ready(self.ready.pop_front())
+        match self.channel.poll_take(&mut self.ready, cx) {
+            Poll::Ready(true) => Poll::Ready(self.ready.pop_front()),
+            Poll::Ready(false) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Decodes every message as JSON into `T`. A message that does not decode is reported
@@ -82,42 +75,160 @@ impl Stream for Events {
 }
 
 impl Drop for Events {
-    /// Nobody reads the events any more: stop keeping them, and let the socket read on.
+    /// Nobody reads the events any more: stop keeping them, and let the driver read on.
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        let wakeups = inner.events.close();
-        drop(inner);
-        wakeups.wake(&self.shared);
+        self.channel.close();
     }
 }
 
-/// The application's events, waiting for [`Events`] to take them. The socket task stops
-/// reading while it holds `capacity` events or `max_bytes` of messages, so a slow consumer
-/// pushes back into TCP. The byte bound also keeps a fast stream of large messages from
-/// piling up between the socket and the application: freed in large runs, they make the
+/// How many more messages, and bytes of them, the channel takes before it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Room {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+}
+
+impl Room {
+    /// While the session closes: a close must finish even if the application stopped
+    /// reading.
+    pub(crate) const UNLIMITED: Self = Self {
+        messages: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.messages == 0 || self.bytes == 0
+    }
+
+    /// Counts a message of `len` bytes against the room.
+    pub(crate) fn take(&mut self, len: usize) {
+        self.messages = self.messages.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(len);
+    }
+}
+
+/// The driver's side and the application's side of the events, under one small lock that
+/// each takes once per burst.
+#[derive(Debug)]
+pub(crate) struct EventChannel {
+    inner: Mutex<EventQueue>,
+}
+
+impl EventChannel {
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
+        Self {
+            inner: Mutex::new(EventQueue::new(capacity, max_bytes)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EventQueue> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// For the driver: how much more the channel takes; when nothing, the driver is woken
+    /// once the application makes room.
+    pub(crate) fn room(&self, cx: &Context<'_>) -> Room {
+        let mut queue = self.lock();
+        let room = queue.room();
+        if room.is_empty() {
+            store_waker(&mut queue.producer, cx);
+        }
+        room
+    }
+
+    /// For the driver: hands `events` over, emptying it, and wakes the application.
+    pub(crate) fn deliver(&self, events: &mut VecDeque<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut queue = self.lock();
+        for event in events.drain(..) {
+            queue.push(event);
+        }
+        let consumer = queue.consumer.take();
+        drop(queue);
+        if let Some(waker) = consumer {
+            waker.wake();
+        }
+    }
+
+    /// For the driver: it has stopped; the stream ends once the application has read
+    /// every event.
+    pub(crate) fn finish(&self) {
+        let mut queue = self.lock();
+        queue.finished = true;
+        let consumer = queue.consumer.take();
+        drop(queue);
+        if let Some(waker) = consumer {
+            waker.wake();
+        }
+    }
+
+    /// For [`Events`]: swaps every waiting event into the empty `into` and wakes the
+    /// driver if it waits for room. `Ready(false)` once the stream has ended.
+    fn poll_take(&self, into: &mut VecDeque<Event>, cx: &Context<'_>) -> Poll<bool> {
+        let mut queue = self.lock();
+        if queue.queue.is_empty() {
+            if queue.finished {
+                return Poll::Ready(false);
+            }
+            store_waker(&mut queue.consumer, cx);
+            return Poll::Pending;
+        }
+        std::mem::swap(&mut queue.queue, into);
+        queue.messages = 0;
+        queue.bytes = 0;
+        let producer = queue.producer.take();
+        drop(queue);
+        if let Some(waker) = producer {
+            waker.wake();
+        }
+        Poll::Ready(true)
+    }
+
+    /// The application dropped its stream.
+    fn close(&self) {
+        let mut queue = self.lock();
+        queue.closed = true;
+        queue.queue = VecDeque::new();
+        let producer = queue.producer.take();
+        drop(queue);
+        if let Some(waker) = producer {
+            waker.wake();
+        }
+    }
+}
+
+/// The events waiting for [`Events`] to take them. The driver reads no more messages
+/// while it holds `capacity` events or `max_bytes` of messages, so a slow consumer pushes
+/// back into TCP. The byte bound also keeps a fast stream of large messages from piling
+/// up between the socket and the application: freed in large runs, they make the
 /// allocator hand memory back to the system and fault it in again.
 #[derive(Debug)]
-pub(crate) struct EventQueue {
+struct EventQueue {
     queue: VecDeque<Event>,
+    /// Most messages waiting; other events (state changes, gaps) are few and not counted.
     capacity: usize,
-    /// Bytes of the messages in `queue`.
+    /// Messages in `queue`, and their bytes.
+    messages: usize,
     bytes: usize,
     max_bytes: usize,
     /// The application dropped its stream: events are no longer kept.
     closed: bool,
     /// The driver has stopped: once the queue is empty, the stream ends.
-    pub(crate) finished: bool,
+    finished: bool,
     /// The application, waiting for events.
     consumer: Option<Waker>,
-    /// The socket task, waiting for room.
+    /// The driver, waiting for room.
     producer: Option<Waker>,
 }
 
 impl EventQueue {
-    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
+    fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             queue: VecDeque::new(),
             capacity,
+            messages: 0,
             bytes: 0,
             max_bytes,
             closed: false,
@@ -127,82 +238,46 @@ impl EventQueue {
         }
     }
 
-    /// Adds an event for the application; false when nobody reads them any more. While
-    /// the queue is full, a state change replaces the state change queued last instead
-    /// of growing the queue: the session's timers go on whatever the application does
-    /// (a dead server keeps a reconnecting client busy), and the latest state is what
-    /// the application needs when it catches up.
-    pub(crate) fn push(&mut self, event: Event) -> bool {
+    /// Adds an event for the application, unless nobody reads them any more. While the
+    /// queue is full, a state change replaces the state change queued last instead of
+    /// growing the queue: the session's timers go on whatever the application does (a
+    /// dead server keeps a reconnecting client busy), and the latest state is what the
+    /// application needs when it catches up.
+    fn push(&mut self, event: Event) {
         if self.closed {
-            return false;
+            return;
         }
-        if self.is_full() && matches!(event, Event::StateChanged { .. }) {
+        if self.room().is_empty() && matches!(event, Event::StateChanged { .. }) {
             if let Some(last @ Event::StateChanged { .. }) = self.queue.back_mut() {
                 *last = event;
-                return true;
+                return;
             }
         }
         if let Event::Message { payload, .. } = &event {
+            self.messages += 1;
             self.bytes += payload.len();
         }
         self.queue.push_back(event);
-        true
     }
 
-    /// Whether the socket should stop reading until the application catches up.
-    pub(crate) fn is_full(&self) -> bool {
-        !self.closed && (self.queue.len() >= self.capacity || self.bytes >= self.max_bytes)
-    }
-
-    /// The application's waker, if it waits for events.
-    pub(crate) fn take_consumer(&mut self) -> Option<Waker> {
-        self.consumer.take()
-    }
-
-    /// The socket task's waker, if it waits for room.
-    pub(crate) fn take_producer(&mut self) -> Option<Waker> {
-        self.producer.take()
-    }
-
-    /// For the socket task: ready once there is room, else woken when there is.
-    pub(crate) fn register_producer(&mut self, cx: &Context<'_>) {
-        store_waker(&mut self.producer, cx);
-    }
-
-    /// For [`Events`]: swaps every waiting event into the empty `into` and returns the
-    /// tasks to wake (the socket task and the driver, which pause while the queue is
-    /// full); `None` with the waker stored when nothing waits.
-    fn poll_take(&mut self, into: &mut VecDeque<Event>, cx: &Context<'_>) -> Option<Wakeups> {
-        if self.queue.is_empty() {
-            store_waker(&mut self.consumer, cx);
-            return None;
+    fn room(&self) -> Room {
+        if self.closed {
+            return Room::UNLIMITED;
         }
-        let mut wakeups = Wakeups::default();
-        if self.is_full() {
-            wakeups.driver();
+        Room {
+            messages: self.capacity.saturating_sub(self.messages),
+            bytes: self.max_bytes.saturating_sub(self.bytes),
         }
-        wakeups.reader(self.producer.take());
-        std::mem::swap(&mut self.queue, into);
-        self.bytes = 0;
-        Some(wakeups)
     }
+}
 
-    /// Marks the stream ended by the driver.
-    pub(crate) fn finish(&mut self) -> Option<Waker> {
-        self.finished = true;
-        self.consumer.take()
-    }
-
-    /// The application dropped its stream.
-    fn close(&mut self) -> Wakeups {
-        let mut wakeups = Wakeups::default();
-        if self.is_full() {
-            wakeups.driver();
-        }
-        self.closed = true;
-        self.queue = VecDeque::new();
-        wakeups.reader(self.producer.take());
-        wakeups
+/// Stores the task's waker, unless the one stored already wakes it.
+pub(crate) fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    if !slot
+        .as_ref()
+        .is_some_and(|waker| waker.will_wake(cx.waker()))
+    {
+        *slot = Some(cx.waker().clone());
     }
 }
 

@@ -13,13 +13,12 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 
-use resilient_ws_core::{ConnId, MsgId, Payload, Unsent};
+use resilient_ws_core::{MsgId, Payload, Unsent};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::shared::store_waker;
+use crate::text::message_of;
 
 /// Queued application messages handed to the writer and not yet written, at most.
 pub(crate) const WRITE_WINDOW: usize = 256;
@@ -52,37 +51,32 @@ struct InFlight {
     /// Where its last byte sits in the socket's outbound byte stream.
     end: u64,
     id: MsgId,
-    /// A clone sharing the frame's buffer, to hand back if it is never written.
-    message: Message,
+    /// Sharing the frame's buffer, to hand back if it is never written.
+    payload: Payload,
 }
 
-/// Frames for one socket, from its `Open` until its `Abort`.
+/// One socket's outbound frames, from its `Open` until it goes.
 #[derive(Debug)]
-pub(crate) struct WriterSlot {
-    pub(crate) conn: ConnId,
-    frames: VecDeque<Outbound>,
-    /// How many of `frames` are queued application messages.
+pub(crate) struct Writer {
+    waiting: VecDeque<Outbound>,
+    /// How many of `waiting` are queued application messages.
     queued_waiting: usize,
-    /// Taken by the writer, not yet wholly written, oldest first.
+    /// Taken for the socket, not yet wholly written, oldest first.
     in_flight: VecDeque<InFlight>,
     /// The end of the last frame taken, in the outbound byte stream.
     taken_end: u64,
     /// Bytes of the outbound stream the OS has accepted, counted by the transport.
     written: Arc<AtomicU64>,
-    /// The writer, waiting for frames.
-    waker: Option<Waker>,
 }
 
-impl WriterSlot {
-    pub(crate) fn new(conn: ConnId) -> Self {
+impl Writer {
+    pub(crate) fn new() -> Self {
         Self {
-            conn,
-            frames: VecDeque::new(),
+            waiting: VecDeque::new(),
             queued_waiting: 0,
             in_flight: VecDeque::new(),
             taken_end: 0,
             written: Arc::default(),
-            waker: None,
         }
     }
 
@@ -96,99 +90,70 @@ impl WriterSlot {
         self.queued_waiting + self.in_flight.len() < WRITE_WINDOW
     }
 
-    /// Adds a frame; returns the writer's waker if it was waiting for one.
-    pub(crate) fn push(&mut self, frame: Outbound) -> Option<Waker> {
+    pub(crate) fn push(&mut self, frame: Outbound) {
         if matches!(frame, Outbound::Queued(..)) {
             self.queued_waiting += 1;
         }
-        self.frames.push_back(frame);
-        self.waker.take()
+        self.waiting.push_back(frame);
     }
 
-    /// For the writer: takes every frame waiting into `into`, as messages in order;
-    /// pending (and woken by the next frame) when none wait. Also returns the messages
-    /// that became wholly written since the last call, and whether that reopened a full
-    /// window, so the session may hand over more.
-    pub(crate) fn poll_take(
-        &mut self,
-        into: &mut VecDeque<Message>,
-        cx: &mut Context<'_>,
-    ) -> (Poll<()>, Written, bool) {
-        let was_full = !self.has_room();
-        let confirmed = self.confirm();
-        let reopened = was_full && self.has_room();
-        if self.frames.is_empty() {
-            store_waker(&mut self.waker, cx);
-            return (Poll::Pending, confirmed, reopened);
-        }
-        for frame in self.frames.drain(..) {
-            let (message, id) = match frame {
-                Outbound::Queued(id, payload) => (into_message(payload), Some(id)),
-                Outbound::Control(payload) => (into_message(payload), None),
-                Outbound::Ping => (Message::Ping(Bytes::new()), None),
-                Outbound::Close { code, reason } => (
-                    Message::Close(Some(CloseFrame {
-                        code: code.into(),
-                        reason: reason.into(),
-                    })),
-                    None,
-                ),
-            };
-            self.taken_end += wire_len(&message);
-            if let Some(id) = id {
+    /// Whether a frame waits to be written.
+    pub(crate) fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// The next frame to write, as a message; application messages are remembered until
+    /// the OS has all of their bytes.
+    pub(crate) fn take(&mut self) -> Option<Message> {
+        let message = match self.waiting.pop_front()? {
+            Outbound::Queued(id, payload) => {
+                self.queued_waiting -= 1;
+                let message = message_of(payload.clone());
+                self.taken_end += wire_len(&message);
                 self.in_flight.push_back(InFlight {
                     end: self.taken_end,
                     id,
-                    message: message.clone(),
+                    payload,
                 });
+                return Some(message);
             }
-            into.push_back(message);
-        }
-        self.queued_waiting = 0;
-        (Poll::Ready(()), confirmed, reopened)
+            Outbound::Control(payload) => message_of(payload),
+            Outbound::Ping => Message::Ping(Bytes::new()),
+            Outbound::Close { code, reason } => Message::Close(Some(CloseFrame {
+                code: code.into(),
+                reason: reason.into(),
+            })),
+        };
+        self.taken_end += wire_len(&message);
+        Some(message)
     }
 
-    /// Drops the messages the OS has wholly accepted; returns them counted.
-    fn confirm(&mut self) -> Written {
+    /// Forgets the messages the OS has wholly accepted since the last call; returns them
+    /// counted.
+    pub(crate) fn confirm(&mut self) -> Written {
         let written = self.written.load(Ordering::Acquire);
         let mut done = Written::default();
         while self.in_flight.front().is_some_and(|m| m.end <= written) {
             if let Some(message) = self.in_flight.pop_front() {
                 done.messages += 1;
-                done.bytes += message.message.len();
+                done.bytes += message.payload.len();
             }
         }
         done
     }
 
-    /// The socket is gone: the application messages it never wrote, oldest first, and
-    /// the writer's waker, so that it finds its slot gone and ends.
-    pub(crate) fn finish(mut self) -> (Vec<Unsent>, Option<Waker>) {
+    /// The socket is gone: the application messages it never wrote, oldest first.
+    pub(crate) fn finish(mut self) -> Vec<Unsent> {
         self.confirm();
         let taken = self.in_flight.into_iter().map(|message| Unsent {
             id: message.id,
-            payload: into_payload(message.message),
+            payload: message.payload,
         });
-        let waiting = self.frames.into_iter().filter_map(|frame| match frame {
+        let waiting = self.waiting.into_iter().filter_map(|frame| match frame {
             Outbound::Queued(id, payload) => Some(Unsent { id, payload }),
             _ => None,
         });
-        (taken.chain(waiting).collect(), self.waker)
-    }
-}
-
-fn into_message(payload: Payload) -> Message {
-    match payload {
-        Payload::Text(text) => Message::Text(text.into()),
-        Payload::Binary(bytes) => Message::Binary(bytes.into()),
-    }
-}
-
-/// Back from a frame that was never written: a copy, on this rare path only.
-fn into_payload(message: Message) -> Payload {
-    match message {
-        Message::Text(text) => Payload::Text(text.as_str().to_owned()),
-        other => Payload::Binary(other.into_data().to_vec()),
+        taken.chain(waiting).collect()
     }
 }
 
@@ -210,14 +175,6 @@ fn wire_len(message: &Message) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Waker;
-
-    fn take(slot: &mut WriterSlot) -> (VecDeque<Message>, usize) {
-        let mut into = VecDeque::new();
-        let mut cx = Context::from_waker(Waker::noop());
-        let (_, confirmed, _) = slot.poll_take(&mut into, &mut cx);
-        (into, confirmed.messages)
-    }
 
     #[test]
     fn wire_lengths_follow_the_frame_format() {
@@ -233,35 +190,22 @@ mod tests {
         assert_eq!(wire_len(&Message::Ping(Bytes::new())), 6);
     }
 
-    /// A socket id and two message ids, as a session hands them out.
-    fn ids() -> (ConnId, [MsgId; 2]) {
-        use resilient_ws_core::{Command, Config, Session, Timestamp};
-        let mut session = Session::new(Config::new("ws://h"), 0).unwrap();
-        session.connect(Timestamp::ZERO);
-        let Some(Command::Open(open)) = session.poll_command() else {
-            unreachable!("connect opens a socket")
-        };
-        let mut send = || session.send("x".into(), Timestamp::ZERO).unwrap();
-        (open.conn, [send(), send()])
-    }
-
     #[test]
     fn a_message_counts_as_written_only_once_all_its_bytes_are() {
-        let (conn, ids) = ids();
-        let mut slot = WriterSlot::new(conn);
-        let counter = slot.written_counter();
-        slot.push(Outbound::Ping);
-        slot.push(Outbound::Queued(ids[0], "first".into()));
-        slot.push(Outbound::Queued(ids[1], "second".into()));
-        assert_eq!(take(&mut slot).0.len(), 3);
+        let ids = [MsgId::new(1), MsgId::new(2), MsgId::new(3)];
+        let mut writer = Writer::new();
+        let counter = writer.written_counter();
+        writer.push(Outbound::Ping);
+        writer.push(Outbound::Queued(ids[0], "first".into()));
+        writer.push(Outbound::Queued(ids[1], "second".into()));
+        assert_eq!(std::iter::from_fn(|| writer.take()).count(), 3);
         // The ping (6) and "first" (11) but one byte.
         counter.store(6 + 10, Ordering::Release);
-        assert_eq!(take(&mut slot).1, 0);
+        assert_eq!(writer.confirm().messages, 0);
         counter.store(6 + 11, Ordering::Release);
-        assert_eq!(take(&mut slot).1, 1);
-        slot.push(Outbound::Queued(ids[0], "third".into()));
-        let (unwritten, _) = slot.finish();
-        let texts: Vec<Payload> = unwritten.into_iter().map(|m| m.payload).collect();
+        assert_eq!(writer.confirm().messages, 1);
+        writer.push(Outbound::Queued(ids[2], "third".into()));
+        let texts: Vec<Payload> = writer.finish().into_iter().map(|m| m.payload).collect();
         assert_eq!(texts, [Payload::from("second"), Payload::from("third")]);
     }
 }

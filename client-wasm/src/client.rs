@@ -116,13 +116,13 @@ impl RawClient {
     /// Queues a text message; 0, or why it was refused (see `SendOutcome`).
     #[wasm_bindgen(js_name = sendText)]
     pub fn send_text(&self, text: String) -> u8 {
-        self.send(Payload::Text(text))
+        self.send(Payload::from(text))
     }
 
     /// Queues a binary message; answers like `sendText`.
     #[wasm_bindgen(js_name = sendBytes)]
     pub fn send_bytes(&self, bytes: Vec<u8>) -> u8 {
-        self.send(Payload::Binary(bytes))
+        self.send(Payload::from(bytes))
     }
 
     /// Flushes the queue, then closes: 0, or 1 for a code other than 1000 or 3000-4999,
@@ -151,12 +151,12 @@ impl RawClient {
 
     /// Socket `conn` delivered a text message at `at` (the event's `timeStamp`).
     pub fn text(&self, conn: f64, text: String, at: f64) {
-        self.input_at(conn, SocketEvent::Message(Payload::Text(text)), at);
+        self.input_at(conn, SocketEvent::Message(Payload::from(text)), at);
     }
 
     /// Socket `conn` delivered a binary message at `at` (the event's `timeStamp`).
     pub fn binary(&self, conn: f64, bytes: Vec<u8>, at: f64) {
-        self.input_at(conn, SocketEvent::Message(Payload::Binary(bytes)), at);
+        self.input_at(conn, SocketEvent::Message(Payload::from(bytes)), at);
     }
 
     /// Socket `conn` ended with `code`, and `buffered` bytes never sent (its final

@@ -100,7 +100,7 @@ pub(crate) fn read(numbers: &[f64], texts: Texts) -> (u64, Config) {
             timeout: millis(slot::HEARTBEAT_TIMEOUT).unwrap_or(defaults.timeout),
             probe: texts
                 .heartbeat_message
-                .map_or(Probe::IdleOnly, |text| Probe::Message(Payload::Text(text))),
+                .map_or(Probe::IdleOnly, |text| Probe::Message(Payload::from(text))),
         }
     });
     config.contiguous_cursors = value(slot::CONTIGUOUS) == Some(1.0);

@@ -185,7 +185,7 @@ async fn a_full_queue_hands_messages_back() {
         ),
         "{too_large:?}"
     );
-    assert_eq!(too_large.into_payload(), Payload::Binary(big));
+    assert_eq!(too_large.into_payload(), Payload::from(big));
     assert_eq!(client.stats().queued, 3);
     assert_eq!(client.stats().queued_bytes, 6);
 
@@ -220,7 +220,7 @@ async fn the_byte_bound_hands_messages_back_too() {
     assert_eq!(
         client.send_text(forty.as_str()),
         Err(SendError::QueueFull {
-            payload: Payload::Text(forty.clone()),
+            payload: Payload::from(forty.clone()),
             queued: 2,
             queued_bytes: 80
         })
@@ -299,9 +299,9 @@ async fn close_while_disconnected_hands_unsent_messages_back() {
 
     let payloads = [
         Payload::Text("one".into()),
-        Payload::Binary(vec![2, 2]),
+        Payload::from(vec![2, 2]),
         Payload::Text("three".into()),
-        Payload::Binary(vec![]),
+        Payload::from(vec![]),
         Payload::Text("five".into()),
     ];
     let sent: Vec<(MsgId, Payload)> = payloads
@@ -530,7 +530,7 @@ async fn a_slow_consumer_pushes_back_on_a_fast_server() {
                 } => {
                     assert!(!expect_filler, "filler missing before {cursor:?}");
                     assert_eq!(cursor.0, next, "in order, exactly once");
-                    assert_eq!(payload, Payload::Text(feed_message(next)));
+                    assert_eq!(payload, Payload::from(feed_message(next)));
                     next += 1;
                     expect_filler = true;
                 }
@@ -588,7 +588,7 @@ async fn send_wait_waits_for_room_while_the_peer_stops_reading() {
             for n in 0..200u32 {
                 let before = Instant::now();
                 client
-                    .send_wait(Payload::Text(format!("{n}:{filler}")))
+                    .send_wait(Payload::from(format!("{n}:{filler}")))
                     .await
                     .expect("waits instead of refusing");
                 waited = waited.max(before.elapsed());

@@ -210,14 +210,14 @@ impl Harness {
         let seed = format!("p{}-", self.payload_counter);
         let bytes: Vec<u8> = seed.bytes().cycle().take(len).collect();
         if binary {
-            Payload::Binary(bytes)
+            Payload::from(bytes)
         } else {
-            Payload::Text(String::from_utf8(bytes).expect("ascii"))
+            Payload::from(String::from_utf8(bytes).expect("ascii"))
         }
     }
 
     fn message_payload(&mut self, msg: &Msg) -> Payload {
-        let seq = |n: u64| Payload::Text(format!("{{\"seq\":{n}}}"));
+        let seq = |n: u64| Payload::from(format!("{{\"seq\":{n}}}"));
         match msg {
             Msg::Next => {
                 self.server_seq += 1;
@@ -233,7 +233,7 @@ impl Harness {
             Msg::Garbage => Payload::Text("{\"seq\":\"x\"}".into()),
             Msg::BinaryNext => {
                 self.server_seq += 1;
-                Payload::Binary(format!("{{\"seq\":{}}}", self.server_seq).into_bytes())
+                Payload::from(format!("{{\"seq\":{}}}", self.server_seq).into_bytes())
             }
         }
     }

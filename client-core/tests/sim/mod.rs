@@ -176,7 +176,7 @@ fn resume_point(request: &OpenRequest) -> u64 {
 
 /// The feed's message `n`.
 pub fn feed_message(n: u64) -> Payload {
-    Payload::Text(format!("{{\"seq\":{n},\"data\":\"m{n}\"}}"))
+    Payload::from(format!("{{\"seq\":{n},\"data\":\"m{n}\"}}"))
 }
 
 /// A config for the fake server with short, test-friendly timings.

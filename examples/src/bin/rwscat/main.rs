@@ -86,7 +86,7 @@ fn builder(args: &Args) -> ClientBuilder {
 async fn forward_stdin(client: Client, exit_on_eof: bool) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Err(error) = client.send_wait(Payload::Text(line)).await {
+        if let Err(error) = client.send_wait(Payload::from(line)).await {
             eprintln!("rwscat: line not sent: {error}");
             return;
         }
