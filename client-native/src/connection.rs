@@ -20,7 +20,7 @@ use crate::request::{ConnectRequest, ProviderFuture};
 use crate::socket::{
     SocketSettings, closed_by_server, connect, provide, stream_error, write_error,
 };
-use crate::text::{binary_payload, text_payload};
+use crate::text::Payloads;
 use crate::writer::Writer;
 
 /// How long our goodbyes may take: the reply to a server's close frame, the close frame
@@ -90,6 +90,7 @@ struct Open {
     held: Option<Message>,
     /// Whether `Backlog(true)` was reported for `held`.
     backlog: bool,
+    payloads: Payloads,
     /// Frames were written and not flushed yet.
     unflushed: bool,
     /// A write failed: the reader has until the grace passes to say why (the server's
@@ -171,6 +172,7 @@ impl Connection {
                             opened_reported: false,
                             held: None,
                             backlog: false,
+                            payloads: Payloads::default(),
                             unflushed: false,
                             write_failed: None,
                         }));
@@ -282,7 +284,7 @@ impl Open {
                 self.held = Some(held);
                 return Poll::Ready(Read::Input(Input::Backlog(false)));
             }
-            return Poll::Ready(Read::Input(Input::Message(payload_of(held))));
+            return Poll::Ready(Read::Input(Input::Message(self.payloads.of(held))));
         }
         if let Some((_, grace)) = &mut self.write_failed {
             if grace.as_mut().poll(cx).is_ready() {
@@ -294,7 +296,11 @@ impl Open {
             // Waiting for room (the driver is woken when there is).
             return Poll::Pending;
         }
-        let read = match ready!(self.ws.poll_next_unpin(cx)) {
+        let Poll::Ready(read) = self.ws.poll_next_unpin(cx) else {
+            self.payloads.end_batch();
+            return Poll::Pending;
+        };
+        let read = match read {
             Some(Ok(message)) => message,
             Some(Err(error)) => {
                 let reason = stream_error(error);
@@ -318,7 +324,7 @@ impl Open {
             }
         };
         Poll::Ready(Read::Input(match read {
-            Message::Text(_) | Message::Binary(_) if room => Input::Message(payload_of(read)),
+            Message::Text(_) | Message::Binary(_) if room => Input::Message(self.payloads.of(read)),
             Message::Text(_) | Message::Binary(_) => {
                 self.held = Some(read);
                 self.backlog = true;
@@ -377,14 +383,6 @@ fn poll_send_close(
         }
     }
     ws.poll_flush_unpin(cx).map(|_| ())
-}
-
-/// The payload of a data message.
-fn payload_of(message: Message) -> Payload {
-    match message {
-        Message::Text(text) => text_payload(text),
-        other => binary_payload(other.into_data()),
-    }
 }
 
 fn abnormal(detail: String) -> Disconnect {
