@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::faults::Faults;
+use super::feed::Faults;
 
 /// Configuration of a feed server. Build it with struct update syntax over [`FeedConfig::default`].
 #[derive(Debug, Clone, PartialEq, Eq)]
