@@ -274,7 +274,7 @@ async fn without_the_welcome_an_impossible_resume_is_closed_with_4001() {
     for (query, reason) in [
         (format!("cursor=2&epoch={epoch}"), "cursor_too_old"),
         (format!("cursor=11&epoch={epoch}"), "cursor_ahead"),
-        (format!("cursor=7&epoch=old"), "epoch_changed"),
+        ("cursor=7&epoch=old".to_owned(), "epoch_changed"),
     ] {
         let mut ws = server.connect(&query).await;
         let frame = close_frame(&mut ws).await.expect("a close frame");
