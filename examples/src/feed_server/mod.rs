@@ -23,6 +23,12 @@
 //!
 //! Any other `GET` is looked up in [`FeedConfig::static_dirs`] (files served with their content
 //! type and `Cache-Control: no-store`; the dashboard page and the browser package), else 404.
+//!
+//! Built on axum: hyper serves each TCP connection (one request per connection) with an axum
+//! router (`router.rs`: `/feed` through axum's `WebSocketUpgrade`, `control.rs`, and
+//! tower-http's `ServeDir` in `static_dirs.rs`). What a `/feed` connection is sent lives in
+//! `feed/`, behind two calls: accept a handshake, then serve the upgraded socket. A supervisor
+//! task owns the listener and every connection, so a restart can close them all.
 
 mod cli;
 mod config;

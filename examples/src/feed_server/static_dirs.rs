@@ -168,6 +168,45 @@ mod tests {
         assert_eq!(with("application/json"), None);
     }
 
+    #[tokio::test]
+    async fn the_longest_prefix_wins() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower::ServiceExt;
+
+        let base = std::env::temp_dir().join(format!("feed-mounts-{}", std::process::id()));
+        for (dir, contents) in [("root", "root"), ("pkg", "pkg"), ("deep", "deep")] {
+            std::fs::create_dir_all(base.join(dir)).expect("dir");
+            std::fs::write(base.join(dir).join("who.txt"), contents).expect("file");
+        }
+        let mounts = check_mounts(&[
+            ("/".into(), base.join("root")),
+            ("/pkg".into(), base.join("pkg")),
+            ("/pkg/deep".into(), base.join("deep")),
+        ])
+        .expect("valid mounts");
+        let router: Router = mount(Router::new(), &mounts);
+        for (path, expected) in [
+            ("/who.txt", "root"),
+            ("/pkg/who.txt", "pkg"),
+            ("/pkg/deep/who.txt", "deep"),
+            ("/pkgs/who.txt", ""),
+        ] {
+            let request = Request::get(path).body(Body::empty()).expect("request");
+            let response = router.clone().oneshot(request).await.expect("infallible");
+            let found = response.status().is_success();
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .expect("body");
+            if expected.is_empty() {
+                assert!(!found, "{path}");
+            } else {
+                assert_eq!(&body[..], expected.as_bytes(), "{path}");
+            }
+        }
+        std::fs::remove_dir_all(&base).expect("cleaned up");
+    }
+
     #[test]
     fn twice_the_same_prefix_or_a_missing_dir_is_refused() {
         let dir = std::env::temp_dir();
