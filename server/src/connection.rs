@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::codes::{CLOSE_RESUME_IMPOSSIBLE, CLOSE_SHUTDOWN, CLOSE_SLOW_CONSUMER};
 use crate::hub::{ConnectionGuard, Hub, Subscription};
 use crate::outbox::{Closed, Outbox};
+use crate::payload::Record;
 use crate::resume::{ResumeReason, ResumeRequest};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -125,7 +126,7 @@ async fn read(stream: &mut Stream, frames: &AtomicU64) -> End {
 
 enum Out {
     Ping,
-    Record(Result<crate::Record, Closed>),
+    Record(Result<Record, Closed>),
 }
 
 async fn next_out(sub: &mut Subscription, ping: &Notify) -> Out {
