@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Suites (one file each): `receive` and `send` (throughput.rs), `latency`, `memory`,
-//! `recovery`, `storm`. The servers are in servers.rs; this binary runs them in child
+//! `recovery`, `storm`; the receive table's peer clients are in peers.rs, its session-alone
+//! table in diagnose.rs. The servers are in servers.rs; this binary runs them in child
 //! processes of itself (`--serve`), and the memory suite's clients too (`--mem-client`).
 //! Benchmarks print figures; they assert nothing.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ mod clients;
 mod diagnose;
 mod latency;
 mod memory;
+mod peers;
 mod recovery;
 mod report;
 mod servers;

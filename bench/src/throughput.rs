@@ -1,5 +1,5 @@
-//! Receive and send throughput: resilient-ws against a bare tokio-tungstenite client, on
-//! the same runtime, against the same server process.
+//! Receive and send throughput: resilient-ws against a bare tokio-tungstenite client (and,
+//! for receive, peers: see peers.rs), on the same runtime, against the same server process.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -31,21 +31,19 @@ enum Receiver {
     ResilientCursor,
     BareSmallBuffers,
     BareScan,
-    ModelTwoHops,
-    ModelOneHop,
-    ModelInline,
+    Ezsockets,
+    TokioWebsockets,
 }
 
 impl Receiver {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 7] = [
         Self::Bare,
         Self::Resilient,
         Self::ResilientCursor,
         Self::BareSmallBuffers,
         Self::BareScan,
-        Self::ModelTwoHops,
-        Self::ModelOneHop,
-        Self::ModelInline,
+        Self::Ezsockets,
+        Self::TokioWebsockets,
     ];
 
     fn label(self) -> &'static str {
@@ -55,11 +53,8 @@ impl Receiver {
             Self::ResilientCursor => "resilient-ws, cursor_field(\"seq\")",
             Self::BareSmallBuffers => "tokio-tungstenite, 4 KiB buffers (as resilient-ws)",
             Self::BareScan => "tokio-tungstenite + the same cursor scan",
-            Self::ModelTwoHops => {
-                "model: 4 KiB tokio-tungstenite + two task hops (resilient-ws's former pipeline)"
-            }
-            Self::ModelOneHop => "model: 4 KiB tokio-tungstenite + one batched hop",
-            Self::ModelInline => "model: 4 KiB tokio-tungstenite + the session, no hop",
+            Self::Ezsockets => "ezsockets 0.7 (peer, default config)",
+            Self::TokioWebsockets => "tokio-websockets 0.13 (peer, default config)",
         }
     }
 
@@ -183,13 +178,18 @@ pub(crate) fn receive(runtime: &Runtime, server: &ServerProcess, scale: &Scale) 
     }
     table.note(
         "every client reads on a task spawned on the same runtime (multi-thread, 2 workers) and \
-         sets TCP_NODELAY; the models reproduce pipelines without resilient-ws's session: \
-         two hops (resilient-ws's pipeline before its socket task fed the session and the \
-         application's queue itself; now it has one hop and reads ahead 64 KiB while data \
-         streams, which the 4 KiB models do not) = a reader task sending batches of ≤ 32 owned messages over mpsc(8) to a \
-         relay task that sends each as an `Event` over mpsc(256) to the application; one \
-         hop = the application takes the batches itself; no hop = the application's task \
-         reads the socket and feeds resilient-ws-core's `Session` inline (a pull-based client)",
+         sets TCP_NODELAY, except ezsockets, whose connector does not (Nagle's algorithm only \
+         delays what a client sends)",
+    );
+    table.note(
+        "peers (no target, shown for comparison): ezsockets 0.7 = `ezsockets::connect` with \
+         `ClientConfig::new(url)`, messages counted in `ClientExt::on_text`, the last one \
+         signalled over a oneshot channel; its socket task forwards every message over an \
+         unbounded channel to its client actor, which calls the handler. It runs on its own \
+         tokio-tungstenite 0.26 (tungstenite 0.26), not the 0.30 of the baseline and \
+         resilient-ws, in this benchmark only. tokio-websockets 0.13 = `ClientBuilder` with \
+         its default `Config` and `Limits` over plain TCP, a `StreamExt::next` loop as the \
+         baseline's",
     );
     table.notes.extend(errors);
     vec![table, crate::diagnose::core_cost(scale)]
@@ -204,9 +204,8 @@ async fn receive_once(receiver: Receiver, url: String, n: u64) -> BenchResult<Du
         Receiver::BareScan => bare_receive(url, n, None, true).await,
         Receiver::Resilient => resilient_receive(url, n, false).await,
         Receiver::ResilientCursor => resilient_receive(url, n, true).await,
-        Receiver::ModelTwoHops => crate::diagnose::model_receive(url, n, true).await,
-        Receiver::ModelOneHop => crate::diagnose::model_receive(url, n, false).await,
-        Receiver::ModelInline => crate::diagnose::model_inline(url, n).await,
+        Receiver::Ezsockets => crate::peers::ezsockets_receive(url, n).await,
+        Receiver::TokioWebsockets => crate::peers::tokio_websockets_receive(url, n).await,
     }
 }
 

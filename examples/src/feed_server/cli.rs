@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::config::FeedConfig;
-use super::faults::{CloseAfter, Refusal};
+use super::feed::{CloseAfter, Refusal};
 
 /// Usage text printed by `feed-server --help` and after a usage error.
 pub const USAGE: &str = "\

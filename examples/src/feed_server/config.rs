@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::faults::Faults;
+use super::feed::Faults;
 
 /// Configuration of a feed server. Build it with struct update syntax over [`FeedConfig::default`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +26,15 @@ pub struct FeedConfig {
     pub faults: Faults,
     /// How many client messages the in-memory log keeps (oldest are forgotten first). Default 10,000.
     pub received_log_capacity: usize,
-    /// Deadline for a client to send its whole HTTP request head. Default 10 s.
+    /// Deadline for a client to send its whole HTTP request head; a client that misses it is
+    /// disconnected without an answer. Default 10 s.
     pub request_head_timeout: Duration,
-    /// Directories whose files are served over plain HTTP `GET`, each under a URL prefix:
-    /// `("/", "examples/dashboard")`, `("/pkg", "client-wasm/pkg")`. The longest matching prefix
-    /// wins; `/feed` and `/control/...` always come first; a directory path serves its
-    /// `index.html`. Every directory must exist when the server starts. Default: none.
+    /// Directories whose files are served over plain HTTP `GET` and `HEAD`, each under a URL
+    /// prefix: `("/", "examples/dashboard")`, `("/pkg", "client-wasm/pkg")`. The longest
+    /// matching prefix wins; `/feed` and `/control/...` always come first (and cannot be
+    /// prefixes); a directory path serves its `index.html`. A request path cannot leave its
+    /// directory (`..` is refused), but symbolic links inside it are followed. Every directory
+    /// must exist when the server starts. Default: none.
     pub static_dirs: Vec<(String, PathBuf)>,
 }
 

@@ -1,13 +1,22 @@
 //! The plain-HTTP control endpoints under `/control/`: parsing their parameters and carrying them out.
 
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::connection::ConnectionContext;
 use super::error::FeedServerError;
-use super::faults::{CloseAfter, Faults, Refusal};
-use super::http::{RequestHead, Response};
-use super::shared::{ConnectionCommand, ServerShared};
+use super::feed::{CloseAfter, ConnectionCommand, Faults, Refusal};
+use super::router::error_answer;
+use super::shared::ServerShared;
 
 const DEFAULT_RESTART_DOWN: Duration = Duration::from_secs(1);
 const MAX_RESTART_DOWN_MS: u64 = 10 * 60 * 1000;
@@ -57,38 +66,67 @@ impl FaultChanges {
     }
 }
 
-/// What the connection must do after the answer has been written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AfterAnswer {
-    Nothing,
-    /// Restarting ends this very connection, so it happens only once the answer is out.
-    Restart {
-        down: Duration,
-    },
+/// The query parameters of a request, percent-decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Params(HashMap<String, String>);
+
+impl Params {
+    pub(crate) fn new(query: HashMap<String, String>) -> Self {
+        Self(query)
+    }
+
+    /// The value of a query parameter; `Some("")` for `?flag`.
+    fn query(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// A query parameter parsed as `T`; `Ok(None)` when absent. The error names the parameter
+    /// but never echoes its value (query values stay out of answers and logs).
+    pub(crate) fn parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+        self.query(key)
+            .map(|value| {
+                value
+                    .parse()
+                    .map_err(|_| format!("invalid value for '{key}'"))
+            })
+            .transpose()
+    }
+}
+
+/// `GET /control/{action}`.
+pub(crate) async fn control(
+    State(shared): State<Arc<ServerShared>>,
+    Extension(connection): Extension<ConnectionContext>,
+    Path(action): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match ControlRequest::parse(&action, &Params::new(query)) {
+        Ok(Some(request)) => answer(&request, &shared, &connection),
+        Ok(None) => error_answer(StatusCode::NOT_FOUND, "not found"),
+        Err(message) => bad_request(&message),
+    }
 }
 
 impl ControlRequest {
     /// `Ok(None)` for an unknown action (404), `Err` for bad parameters (400).
-    pub(crate) fn parse(action: &str, head: &RequestHead) -> Result<Option<Self>, String> {
+    pub(crate) fn parse(action: &str, params: &Params) -> Result<Option<Self>, String> {
         let request = match action {
             "stats" => Self::Stats,
             "faults" => Self::Faults(FaultChanges {
-                drop_every: switchable_count(head, "drop_every")?,
-                silent_after: switchable_count(head, "silent_after")?,
-                close_after: close_after_change(head)?,
-                replay_overlap: head.parse_query("replay_overlap")?,
+                drop_every: switchable_count(params, "drop_every")?,
+                silent_after: switchable_count(params, "silent_after")?,
+                close_after: close_after_change(params)?,
+                replay_overlap: params.parse("replay_overlap")?,
             }),
             "clear" => Self::ClearFaults,
             "drop" => Self::Drop,
             "silence" => Self::Silence,
             "close" => Self::Close {
-                code: head
-                    .parse_query("code")?
-                    .ok_or("missing parameter 'code'")?,
+                code: params.parse("code")?.ok_or("missing parameter 'code'")?,
             },
-            "refuse" => Self::Refuse(refusal(head)?),
+            "refuse" => Self::Refuse(refusal(params)?),
             "restart" => Self::Restart {
-                down: restart_down(head)?,
+                down: restart_down(params)?,
             },
             _ => return Ok(None),
         };
@@ -96,13 +134,18 @@ impl ControlRequest {
     }
 }
 
-/// Carries out a control request and builds its answer.
-pub(crate) fn answer(request: &ControlRequest, shared: &ServerShared) -> (Response, AfterAnswer) {
+/// Carries out a control request and builds its answer. A restart is left to the connection,
+/// which carries it out once the answer is out (restarting ends this very connection).
+fn answer(
+    request: &ControlRequest,
+    shared: &ServerShared,
+    connection: &ConnectionContext,
+) -> Response {
     let faults_answer = |result: Result<Faults, FeedServerError>| match result {
         Ok(faults) => ok(json!({ "ok": true, "faults": faults })),
         Err(error) => bad_request(&error.to_string()),
     };
-    let response = match request {
+    match request {
         ControlRequest::Stats => ok(json!(shared.stats())),
         ControlRequest::Faults(changes) => {
             faults_answer(shared.update_faults(|faults| changes.apply(faults)))
@@ -123,19 +166,18 @@ pub(crate) fn answer(request: &ControlRequest, shared: &ServerShared) -> (Respon
         },
         ControlRequest::Restart { down } => {
             let down_ms = u64::try_from(down.as_millis()).unwrap_or(u64::MAX);
-            let body = json!({ "ok": true, "action": "restart", "down_ms": down_ms });
-            return (ok(body), AfterAnswer::Restart { down: *down });
+            connection.restart_after_answer(*down);
+            ok(json!({ "ok": true, "action": "restart", "down_ms": down_ms }))
         }
-    };
-    (response, AfterAnswer::Nothing)
+    }
 }
 
-pub(crate) fn bad_request(message: &str) -> Response {
-    Response::json(400, json!({ "ok": false, "error": message }).to_string())
+fn bad_request(message: &str) -> Response {
+    error_answer(StatusCode::BAD_REQUEST, message)
 }
 
 fn ok(body: serde_json::Value) -> Response {
-    Response::json(200, body.to_string())
+    Json(body).into_response()
 }
 
 fn action_answer(action: &str, connections: usize) -> Response {
@@ -143,39 +185,37 @@ fn action_answer(action: &str, connections: usize) -> Response {
 }
 
 /// `key=N` sets a count, `key=off` (or `none`) turns it off, no `key` leaves it alone.
-fn switchable_count(head: &RequestHead, key: &str) -> Result<Option<Option<u64>>, String> {
-    match head.query(key) {
+fn switchable_count(params: &Params, key: &str) -> Result<Option<Option<u64>>, String> {
+    match params.query(key) {
         None => Ok(None),
         Some("off" | "none") => Ok(Some(None)),
-        Some(_) => Ok(Some(head.parse_query(key)?)),
+        Some(_) => Ok(Some(params.parse(key)?)),
     }
 }
 
-fn close_after_change(head: &RequestHead) -> Result<Option<Option<CloseAfter>>, String> {
-    let Some(after) = switchable_count(head, "close_after")? else {
+fn close_after_change(params: &Params) -> Result<Option<Option<CloseAfter>>, String> {
+    let Some(after) = switchable_count(params, "close_after")? else {
         return Ok(None);
     };
-    let code = head
-        .parse_query("close_code")?
-        .unwrap_or(DEFAULT_CLOSE_CODE);
+    let code = params.parse("close_code")?.unwrap_or(DEFAULT_CLOSE_CODE);
     Ok(Some(after.map(|after| CloseAfter { code, after })))
 }
 
-fn refusal(head: &RequestHead) -> Result<Option<Refusal>, String> {
-    let status = match head.query("status") {
+fn refusal(params: &Params) -> Result<Option<Refusal>, String> {
+    let status = match params.query("status") {
         None => return Err("missing parameter 'status'".into()),
         Some("off" | "none") => return Ok(None),
-        Some(_) => head.parse_query("status")?.unwrap_or_default(),
+        Some(_) => params.parse("status")?.unwrap_or_default(),
     };
     Ok(Some(Refusal {
         status,
-        remaining: head.parse_query("count")?,
-        retry_after_secs: head.parse_query("retry_after")?,
+        remaining: params.parse("count")?,
+        retry_after_secs: params.parse("retry_after")?,
     }))
 }
 
-fn restart_down(head: &RequestHead) -> Result<Duration, String> {
-    match head.parse_query::<u64>("down_ms")? {
+fn restart_down(params: &Params) -> Result<Duration, String> {
+    match params.parse::<u64>("down_ms")? {
         None => Ok(DEFAULT_RESTART_DOWN),
         Some(millis) if millis <= MAX_RESTART_DOWN_MS => Ok(Duration::from_millis(millis)),
         Some(_) => Err(format!("'down_ms' must be at most {MAX_RESTART_DOWN_MS}")),
@@ -185,13 +225,20 @@ fn restart_down(head: &RequestHead) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed_server::http::parse_request_head;
 
+    /// Parses `/control/ACTION?k=v&...` (query values need no decoding here).
     fn parse(target: &str) -> Result<Option<ControlRequest>, String> {
-        let head = parse_request_head(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes())
-            .expect("valid head");
-        let action = head.path.trim_start_matches("/control/").to_owned();
-        ControlRequest::parse(&action, &head)
+        let target = target.strip_prefix("/control/").expect("a control path");
+        let (action, query) = target.split_once('?').unwrap_or((target, ""));
+        let query = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key.to_owned(), value.to_owned())
+            })
+            .collect();
+        ControlRequest::parse(action, &Params::new(query))
     }
 
     #[test]

@@ -11,11 +11,11 @@ use tracing::info;
 
 use super::config::FeedConfig;
 use super::error::FeedServerError;
-use super::faults::Faults;
+use super::feed::{ConnectionCommand, Faults};
 use super::received::ClientMessage;
-use super::routes::FEED_PATH;
-use super::shared::{ConnectionCommand, ServerShared};
-use super::static_files::StaticFiles;
+use super::router::{FEED_PATH, router};
+use super::shared::ServerShared;
+use super::static_dirs::check_mounts;
 use super::stats::FeedStats;
 use super::supervisor::Supervisor;
 
@@ -28,7 +28,7 @@ impl FeedServer {
     /// faults are invalid, a static directory is missing, or the address cannot be bound.
     pub async fn start(config: FeedConfig) -> Result<FeedServerHandle, FeedServerError> {
         config.faults.validate()?;
-        let static_files = StaticFiles::new(&config.static_dirs)?;
+        let mounts = check_mounts(&config.static_dirs)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -43,8 +43,9 @@ impl FeedServer {
                 source,
             })?;
         let (commands, command_receiver) = mpsc::unbounded_channel();
-        let shared = Arc::new(ServerShared::new(config, static_files, commands));
-        let supervisor = Supervisor::new(listener, addr, Arc::clone(&shared));
+        let shared = Arc::new(ServerShared::new(config, commands));
+        let router = router(Arc::clone(&shared), &mounts);
+        let supervisor = Supervisor::new(listener, addr, router, Arc::clone(&shared));
         let task = tokio::spawn(supervisor.run(command_receiver));
         info!(%addr, "feed server listening");
         Ok(FeedServerHandle {

@@ -23,32 +23,33 @@
 //!
 //! Any other `GET` is looked up in [`FeedConfig::static_dirs`] (files served with their content
 //! type and `Cache-Control: no-store`; the dashboard page and the browser package), else 404.
+//!
+//! Built on axum: hyper serves each TCP connection (one request per connection) with an axum
+//! router (`router.rs`: `/feed` through axum's `WebSocketUpgrade`, `control.rs`, and
+//! tower-http's `ServeDir` in `static_dirs.rs`). What a `/feed` connection is sent lives in
+//! `feed/`, behind two calls: accept a handshake, then serve the upgraded socket. A supervisor
+//! task owns the listener and every connection, so a restart can close them all.
 
 mod cli;
 mod config;
 mod connection;
 mod control;
 mod error;
-mod faults;
 mod feed;
 mod handle;
-mod handshake;
-mod http;
 mod live;
-mod prefixed_stream;
+mod muzzle;
 mod received;
-mod routes;
-mod session;
+mod router;
 mod shared;
-mod static_files;
+mod static_dirs;
 mod stats;
 mod supervisor;
 
 pub use cli::{CliCommand, USAGE, UsageError, parse_args};
 pub use config::FeedConfig;
 pub use error::FeedServerError;
-pub use faults::{CloseAfter, Faults, Refusal};
-pub use feed::FeedMessage;
+pub use feed::{CloseAfter, Faults, FeedMessage, Refusal};
 pub use handle::{FeedServer, FeedServerHandle};
 pub use received::{ClientMessage, ClientPayload};
 pub use stats::FeedStats;

@@ -8,20 +8,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::config::FeedConfig;
 use super::error::FeedServerError;
-use super::faults::{Faults, Refusal, validate_close_code};
-use super::feed::Feed;
+use super::feed::{ConnectionCommand, Faults, Feed, Refusal, validate_close_code};
 use super::received::ReceivedLog;
-use super::static_files::StaticFiles;
 use super::stats::{FeedStats, StatsCounters};
-use super::supervisor::SupervisorCommand;
-
-/// Commands to every current WebSocket connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnectionCommand {
-    Drop,
-    Silence,
-    Close(u16),
-}
+use super::supervisor::{AdoptedTask, SupervisorCommand};
 
 /// Commands are rare; a connection that lags this far behind just misses some.
 const CONNECTION_COMMAND_BACKLOG: usize = 64;
@@ -32,7 +22,6 @@ pub(crate) struct ServerShared {
     pub(crate) feed: Feed,
     pub(crate) stats: Arc<StatsCounters>,
     pub(crate) received: ReceivedLog,
-    pub(crate) static_files: StaticFiles,
     faults: Mutex<Faults>,
     connection_commands: broadcast::Sender<ConnectionCommand>,
     supervisor: mpsc::UnboundedSender<SupervisorCommand>,
@@ -41,7 +30,6 @@ pub(crate) struct ServerShared {
 impl ServerShared {
     pub(crate) fn new(
         config: FeedConfig,
-        static_files: StaticFiles,
         supervisor: mpsc::UnboundedSender<SupervisorCommand>,
     ) -> Self {
         let (connection_commands, _) = broadcast::channel(CONNECTION_COMMAND_BACKLOG);
@@ -49,7 +37,6 @@ impl ServerShared {
             feed: Feed::new(config.rate, config.total, config.payload_bytes),
             stats: Arc::new(StatsCounters::default()),
             received: ReceivedLog::new(config.received_log_capacity),
-            static_files,
             faults: Mutex::new(config.faults),
             connection_commands,
             supervisor,
@@ -113,6 +100,16 @@ impl ServerShared {
         self.supervisor
             .send(SupervisorCommand::Restart { down, done })
             .map_err(|_| FeedServerError::Stopped)
+    }
+
+    /// Hands an upgraded connection's task to the supervisor, which runs it with the others (a
+    /// restart or shutdown ends it). `generation` is the supervisor's generation when the
+    /// connection was accepted: a task from before a restart is dropped, closing its socket.
+    pub(crate) fn adopt(&self, generation: u64, task: AdoptedTask) {
+        // A stopped supervisor drops the task with the command, which is what stopping means.
+        let _ = self
+            .supervisor
+            .send(SupervisorCommand::Adopt { generation, task });
     }
 
     pub(crate) fn request_shutdown(

@@ -1,10 +1,15 @@
-//! The task that owns the listener and every connection task: accepts, restarts, shuts down.
+//! The task that owns the listener and every connection task (HTTP exchanges and upgraded
+//! WebSockets alike): accepts, restarts, shuts down.
 
+use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -19,6 +24,21 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Pause between attempts to listen again after a restart when the port is not free yet.
 const RELISTEN_RETRY: Duration = Duration::from_millis(200);
 
+/// The task of an upgraded WebSocket connection, handed over to be run with the others.
+pub(crate) struct AdoptedTask(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl AdoptedTask {
+    pub(crate) fn new(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(Box::pin(task))
+    }
+}
+
+impl fmt::Debug for AdoptedTask {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("AdoptedTask")
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum SupervisorCommand {
     /// Close the listener and every connection, listen again after `down`.
@@ -29,24 +49,37 @@ pub(crate) enum SupervisorCommand {
     },
     /// Close everything and end; `done` fires once every task has ended.
     Shutdown { done: oneshot::Sender<()> },
+    /// Run a WebSocket connection's task, unless it was accepted before the last restart.
+    Adopt { generation: u64, task: AdoptedTask },
 }
 
 pub(crate) struct Supervisor {
     addr: SocketAddr,
     listener: Option<TcpListener>,
     relisten_at: Option<Instant>,
+    /// Counts the times everything was closed; a connection accepted in an older generation is
+    /// not let back in.
+    generation: u64,
     connections: JoinSet<()>,
+    router: Router,
     shared: Arc<ServerShared>,
 }
 
 impl Supervisor {
-    pub(crate) fn new(listener: TcpListener, addr: SocketAddr, shared: Arc<ServerShared>) -> Self {
+    pub(crate) fn new(
+        listener: TcpListener,
+        addr: SocketAddr,
+        router: Router,
+        shared: Arc<ServerShared>,
+    ) -> Self {
         shared.stats.listening.store(true, Ordering::SeqCst);
         Self {
             addr,
             listener: Some(listener),
             relisten_at: None,
+            generation: 0,
             connections: JoinSet::new(),
+            router,
             shared,
         }
     }
@@ -69,6 +102,12 @@ impl Supervisor {
                         let _ = done.send(());
                         return;
                     }
+                    Some(SupervisorCommand::Adopt { generation, task }) => {
+                        if generation == self.generation {
+                            self.connections.spawn(task.0);
+                        }
+                        // Otherwise dropping the task closes a socket from before a restart.
+                    }
                     None => {
                         self.go_down().await;
                         return;
@@ -76,7 +115,12 @@ impl Supervisor {
                 },
                 accepted = accept(self.listener.as_ref()) => match accepted {
                     Ok((stream, _peer)) => {
-                        self.connections.spawn(serve_connection(stream, Arc::clone(&self.shared)));
+                        self.connections.spawn(serve_connection(
+                            stream,
+                            self.generation,
+                            self.router.clone(),
+                            Arc::clone(&self.shared),
+                        ));
                     }
                     Err(error) => {
                         warn!(%error, "accept failed");
@@ -99,6 +143,7 @@ impl Supervisor {
     async fn go_down(&mut self) {
         self.listener = None;
         self.relisten_at = None;
+        self.generation += 1;
         self.shared.stats.listening.store(false, Ordering::SeqCst);
         self.connections.abort_all();
         while self.connections.join_next().await.is_some() {}

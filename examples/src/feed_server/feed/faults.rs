@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::error::FeedServerError;
+use crate::feed_server::error::FeedServerError;
 
 /// Faults the server injects. All are off by default; each can be changed at runtime and applies
 /// at once to current connections (except `replay_overlap`, applied when a connection starts).

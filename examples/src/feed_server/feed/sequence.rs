@@ -1,4 +1,4 @@
-//! The feed: a numbered sequence that is a pure function of the sequence number, whose head
+//! The numbered sequence: a pure function of the sequence number, whose head
 //! advances in real time.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,25 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::debug;
 
+use super::ConnectionCommand;
 use super::faults::FaultAction;
-use super::prefixed_stream::PrefixedStream;
-use super::received::{ClientMessage, ClientPayload};
-use super::shared::{ConnectionCommand, ServerShared};
-use super::stats::StatsCounters;
+use crate::feed_server::muzzle::Muzzle;
+use crate::feed_server::received::{ClientMessage, ClientPayload};
+use crate::feed_server::shared::ServerShared;
+use crate::feed_server::stats::StatsCounters;
 
-pub(crate) type FeedSocket = WebSocketStream<PrefixedStream<TcpStream>>;
+type FeedSocket = WebSocket;
 
 /// Messages written before one flush while catching up; bounds the time between reads.
 const MAX_BATCH: u64 = 64;
@@ -52,7 +48,7 @@ impl From<FaultAction> for Ending {
 
 enum Step {
     Command(Result<ConnectionCommand, RecvError>),
-    Inbound(Option<Result<Message, tungstenite::Error>>),
+    Inbound(Option<Result<Message, axum::Error>>),
     Send,
 }
 
@@ -79,6 +75,7 @@ impl FeedSession {
         mut self,
         mut socket: FeedSocket,
         mut commands: broadcast::Receiver<ConnectionCommand>,
+        muzzle: Muzzle,
     ) {
         let ending = self.stream_feed(&mut socket, &mut commands).await;
         debug!(
@@ -88,13 +85,13 @@ impl FeedSession {
             "feed connection ending"
         );
         if ending == Ending::Silence {
-            stay_silent(socket, &mut commands).await;
+            stay_silent(socket, &muzzle, &mut commands).await;
             return;
         }
         // Unsubscribe first: a closing connection is no longer "current" for server-wide commands.
         drop(commands);
         match ending {
-            Ending::Drop => drop_abruptly(socket).await,
+            Ending::Drop => drop_abruptly(socket),
             Ending::Close(code) => close_with_code(socket, code).await,
             Ending::Silence | Ending::PeerGone => {}
         }
@@ -144,7 +141,7 @@ impl FeedSession {
     async fn handle_inbound(
         &mut self,
         socket: &mut FeedSocket,
-        inbound: Option<Result<Message, tungstenite::Error>>,
+        inbound: Option<Result<Message, axum::Error>>,
     ) -> Option<Ending> {
         let message = match inbound {
             None => return Some(Ending::PeerGone),
@@ -158,7 +155,7 @@ impl FeedSession {
         let payload = match message {
             Message::Text(text) => ClientPayload::Text(text.as_str().to_owned()),
             Message::Binary(bytes) => ClientPayload::Binary(bytes.to_vec()),
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {
                 return None;
             }
         };
@@ -181,11 +178,7 @@ impl FeedSession {
 
     /// Sends what is available, up to `limit` messages, then flushes. Progress is kept in `self`
     /// as it goes, so a cancelled batch still counts what was handed to the socket.
-    async fn send_batch(
-        &mut self,
-        socket: &mut FeedSocket,
-        limit: u64,
-    ) -> Result<(), tungstenite::Error> {
+    async fn send_batch(&mut self, socket: &mut FeedSocket, limit: u64) -> Result<(), axum::Error> {
         let feed = &self.shared.feed;
         let head = feed.available_head(Instant::now());
         let available = head.saturating_sub(self.next_seq.saturating_sub(1));
@@ -230,19 +223,19 @@ fn is_app_ping(text: &str) -> bool {
         && serde_json::from_str::<Typed>(text).is_ok_and(|typed| typed.kind == "ping")
 }
 
-/// Ends the connection without a close frame, as a crashed server or a broken network would.
-async fn drop_abruptly(socket: FeedSocket) {
-    let mut stream = socket.into_inner();
-    let _ = stream.shutdown().await;
+/// Ends the connection without a close frame, as a crashed server or a broken network would:
+/// dropping the socket closes the TCP connection.
+fn drop_abruptly(socket: FeedSocket) {
+    drop(socket);
 }
 
 async fn close_with_code(mut socket: FeedSocket, code: u16) {
     let frame = CloseFrame {
-        code: CloseCode::from(code),
+        code,
         reason: CLOSE_REASON.into(),
     };
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
-        if socket.close(Some(frame)).await.is_ok() {
+        if socket.send(Message::Close(Some(frame))).await.is_ok() {
             // Wait for the client's close frame and the end of the stream.
             while let Some(Ok(_)) = socket.next().await {}
         }
@@ -251,11 +244,15 @@ async fn close_with_code(mut socket: FeedSocket, code: u16) {
 }
 
 /// Neither sends nor answers anything, like a peer that vanished without closing: the client
-/// sees an open socket that never responds. Inbound bytes are read and discarded unparsed, only
-/// to notice when the client gives up, so the live count stays exact.
-async fn stay_silent(socket: FeedSocket, commands: &mut broadcast::Receiver<ConnectionCommand>) {
-    let mut stream = socket.into_inner();
-    let mut discard = [0_u8; 4096];
+/// sees an open socket that never responds. The muzzled stream discards inbound bytes unparsed
+/// and reports only their end, so reading it notices when the client gives up and the live
+/// count stays exact; whatever tungstenite answers goes nowhere.
+async fn stay_silent(
+    mut socket: FeedSocket,
+    muzzle: &Muzzle,
+    commands: &mut broadcast::Receiver<ConnectionCommand>,
+) {
+    muzzle.engage();
     loop {
         tokio::select! {
             command = commands.recv() => {
@@ -263,8 +260,9 @@ async fn stay_silent(socket: FeedSocket, commands: &mut broadcast::Receiver<Conn
                     return;
                 }
             }
-            read = stream.read(&mut discard) => {
-                if !matches!(read, Ok(read) if read > 0) {
+            // Only frames read before the muzzle was engaged can still arrive: ignored.
+            inbound = socket.next() => {
+                if !matches!(inbound, Some(Ok(_))) {
                     return;
                 }
             }
