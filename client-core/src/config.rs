@@ -5,6 +5,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::backoff::BackoffConfig;
+use crate::epoch::WelcomeReader;
 use crate::error::ConfigError;
 use crate::heartbeat::HeartbeatConfig;
 use crate::queue::QueueBounds;
@@ -44,6 +45,12 @@ pub struct Config {
     /// The cursor to resume from on the first connection (for example one persisted by a
     /// previous run). Default none.
     pub start_cursor: Option<Cursor>,
+    /// Reads the server's welcome at the start of each connection (see [`crate::Welcome`]);
+    /// `None`: the server sends none. Default none.
+    pub welcome: Option<WelcomeReader>,
+    /// The query parameter that sends the epoch of the resume cursor back, beside it, when
+    /// the cursor goes as a query parameter and the epoch is known. Default `epoch`.
+    pub epoch_query: Option<String>,
     /// Cursors go up by exactly one per message, so a skip is reported as
     /// [`Event::CursorGap`](crate::Event::CursorGap). Default false.
     pub contiguous_cursors: bool,
@@ -75,6 +82,8 @@ impl Config {
             cursor: None,
             resume: ResumeMode::None,
             start_cursor: None,
+            welcome: None,
+            epoch_query: Some("epoch".into()),
             contiguous_cursors: false,
             close_timeout: Duration::from_secs(5),
             confirm_writes: false,
@@ -149,6 +158,8 @@ impl fmt::Debug for Config {
             .field("cursor", &self.cursor.as_ref().map(|_| "extractor"))
             .field("resume", &self.resume)
             .field("start_cursor", &self.start_cursor)
+            .field("welcome", &self.welcome.as_ref().map(|_| "reader"))
+            .field("epoch_query", &self.epoch_query)
             .field("contiguous_cursors", &self.contiguous_cursors)
             .field("close_timeout", &self.close_timeout)
             .field("confirm_writes", &self.confirm_writes)

@@ -1,5 +1,6 @@
 //! Outputs for the application: state changes, messages, and anything handed back.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -149,6 +150,22 @@ pub enum Event {
     /// Messages the session accepted but never handed to a socket, because it closed or
     /// failed first. Oldest first.
     Unsent(Vec<Unsent>),
+    /// The server could not continue the stream from the client's cursor: its history
+    /// changed (a new epoch) or no longer reaches back that far. Messages before this
+    /// event and after it are not one sequence; cursors start afresh (a lower cursor after
+    /// it is new, not a replay). What follows is what the server chose to send (the hub:
+    /// from its oldest message, by default).
+    Discontinuity {
+        /// The epoch of the cursor the client resumed from, if it knew one.
+        previous_epoch: Option<String>,
+        /// The server's epoch now.
+        epoch: String,
+        /// The server's reason (the hub: `epoch_changed`, `cursor_too_old`,
+        /// `cursor_ahead`).
+        reason: String,
+        /// The last cursor delivered before the discontinuity.
+        last_cursor: Option<Cursor>,
+    },
 }
 
 impl fmt::Display for State {

@@ -1,5 +1,6 @@
 //! Inputs from the driver: what happened on a socket.
 
+use crate::epoch::Welcome;
 use crate::payload::Payload;
 use crate::retry::Disconnect;
 
@@ -11,6 +12,10 @@ pub enum SocketEvent {
     Opened,
     /// A message arrived.
     Message(Payload),
+    /// The first message of the connection was the server's welcome, recognised by the
+    /// driver itself (the browser's host reads it with the browser's own JSON parser)
+    /// instead of by [`Config::welcome`](crate::Config).
+    Welcome(Welcome),
     /// A Ping or Pong frame arrived: proof of life that carries no message.
     Pong,
     /// The next `messages` application messages handed to this socket (in the order of

@@ -10,6 +10,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::epoch::{Welcome, WelcomeReader};
 use crate::payload::Payload;
 use crate::resume::{Cursor, CursorExtractor};
 
@@ -29,6 +30,19 @@ pub fn json_cursor(spec: &str) -> CursorExtractor {
             Payload::Binary(bytes) => bytes.as_slice(),
         };
         Scanner { bytes, pos: 0 }.find(&path)
+    })
+}
+
+/// Reads the welcome of `resilient-ws-server`'s hub: a JSON object that opens with
+/// `{"type":"welcome",` and has an ASCII string `epoch`, a boolean `resumed` and an ASCII
+/// string `reason` (other fields are skipped). Anything else is not a welcome.
+pub fn json_welcome() -> WelcomeReader {
+    Arc::new(|payload: &Payload| {
+        Scanner {
+            bytes: payload.as_bytes(),
+            pos: 0,
+        }
+        .welcome()
     })
 }
 
@@ -142,6 +156,45 @@ impl Scanner<'_> {
             }
             _ => None,
         }
+    }
+
+    /// The hub's welcome: an object that opens with `"type":"welcome"` (the hub writes
+    /// it first), then an ASCII string `epoch` and `reason` and a boolean `resumed`.
+    fn welcome(&mut self) -> Option<Welcome> {
+        const OPENING: &[u8] = br#"{"type":"welcome","#;
+        self.pos = OPENING.len();
+        self.bytes.starts_with(OPENING).then_some(())?;
+        let (mut epoch, mut resumed, mut reason) = (None, None, None);
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            match key.as_slice() {
+                b"epoch" => epoch = Some(self.ascii()?),
+                b"reason" => reason = Some(self.ascii()?),
+                b"resumed" => {
+                    resumed = Some(self.peek()? == b't');
+                    self.skip_value()?;
+                }
+                _ => self.skip_value()?,
+            }
+            if self.expect(b',').is_none() {
+                break;
+            }
+        }
+        Some(Welcome {
+            epoch: epoch?,
+            resumed: resumed?,
+            reason: reason?,
+        })
+    }
+
+    /// A string of ASCII characters: epochs and reasons are tokens, and reading them byte
+    /// by byte spares the browser build a UTF-8 validator.
+    fn ascii(&mut self) -> Option<String> {
+        let bytes = self.string()?;
+        bytes
+            .is_ascii()
+            .then(|| bytes.iter().map(|&byte| char::from(byte)).collect())
     }
 
     /// A non-negative integer, or a string holding one.

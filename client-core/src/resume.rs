@@ -183,6 +183,11 @@ impl ReplayFilter {
         }
     }
 
+    /// The server's stream does not continue the delivered one: every cursor is new again.
+    pub(crate) fn restart(&mut self) {
+        self.last_delivered = None;
+    }
+
     pub(crate) fn last_delivered(&self) -> Option<Cursor> {
         self.last_delivered
     }

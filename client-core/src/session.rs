@@ -6,6 +6,7 @@ use alloc::string::String;
 
 use crate::command::{Command, OpenRequest};
 use crate::config::Config;
+use crate::epoch::Welcome;
 use crate::error::{CloseError, ConfigError, SendError};
 use crate::event::{Event, Failure, Reason, State};
 use crate::heartbeat::{HeartbeatDue, Liveness, Probe};
@@ -13,7 +14,7 @@ use crate::ids::{ConnId, IdSequence, MsgId};
 use crate::input::SocketEvent;
 use crate::payload::Payload;
 use crate::queue::{OutboundQueue, QueueUsage, Unsent};
-use crate::resume::{Admission, Cursor, ReplayFilter};
+use crate::resume::{Admission, Cursor, ReplayFilter, ResumeMode, with_query_param};
 use crate::retry::{Disconnect, RetryAction};
 use crate::rng::SeededRng;
 use crate::stats::Stats;
@@ -49,6 +50,8 @@ pub struct Session {
     socket: Option<Socket>,
     conn_ids: IdSequence,
     msg_ids: IdSequence,
+    /// The server's epoch, from its last welcome.
+    epoch: Option<String>,
     /// Failed attempts since the last healthy connection: the backoff's exponent. Only
     /// the stability window resets it, so a flapping server always backs the client off.
     failures: u32,
@@ -89,6 +92,8 @@ enum SocketPhase {
         backlog: bool,
         liveness: Liveness,
         close_sent: bool,
+        /// The first message arrived (it may be the server's welcome).
+        greeted: bool,
     },
 }
 
@@ -115,6 +120,7 @@ impl Session {
             socket: None,
             conn_ids: IdSequence::default(),
             msg_ids: IdSequence::default(),
+            epoch: None,
             failures: 0,
             fruitless: 0,
             failing_since: None,
@@ -167,11 +173,8 @@ impl Session {
     /// resume query parameter applied exactly as to the configured URL in its
     /// [`Command::Open`]; `None` once `conn` is not the current socket.
     pub fn resume_url(&self, conn: ConnId, url: &str) -> Option<String> {
-        (self.current_conn() == Some(conn)).then(|| {
-            self.config
-                .resume
-                .apply_to_url(url, self.replay.last_delivered())
-        })
+        (self.current_conn() == Some(conn))
+            .then(|| self.url_with_resume(url, self.replay.last_delivered()))
     }
 
     // ---- Commands from the application ----
@@ -322,6 +325,11 @@ impl Session {
         match event {
             SocketEvent::Opened => self.on_opened(now),
             SocketEvent::Message(payload) => self.on_message(now, payload),
+            SocketEvent::Welcome(welcome) => {
+                if self.on_inbound(now) {
+                    self.greet(welcome);
+                }
+            }
             SocketEvent::Pong => {
                 self.on_inbound(now);
             }
@@ -452,7 +460,7 @@ impl Session {
         self.commands.push_back(Command::Open(OpenRequest {
             conn,
             attempt,
-            url: resume.apply_to_url(&self.config.url, cursor),
+            url: self.url_with_resume(&self.config.url, cursor),
             resume_header: resume.header(cursor),
             cursor,
         }));
@@ -488,6 +496,7 @@ impl Session {
             backlog: false,
             liveness: Liveness::new(now),
             close_sent: false,
+            greeted: false,
         };
         let conn = socket.id;
         self.timers.stop(Timer::Connect);
@@ -517,7 +526,7 @@ impl Session {
     }
 
     fn on_message(&mut self, now: Timestamp, payload: Payload) {
-        if !self.on_inbound(now) {
+        if !self.on_inbound(now) || self.take_welcome(&payload) {
             return;
         }
         let cursor = self
@@ -540,6 +549,69 @@ impl Session {
         self.mark_progress();
         self.counters.messages_delivered += 1;
         self.events.push_back(Event::Message { payload, cursor });
+    }
+
+    /// The first message of a connection may be the server's welcome: it is read, not
+    /// delivered. A stream that does not continue the one resumed from is reported, and
+    /// its cursors are new again.
+    fn take_welcome(&mut self, payload: &Payload) -> bool {
+        let Some(Socket {
+            phase: SocketPhase::Open { greeted, .. },
+            ..
+        }) = self.socket.as_mut()
+        else {
+            return false;
+        };
+        if core::mem::replace(greeted, true) {
+            return false;
+        }
+        let Some(welcome) = self.config.welcome.as_ref().and_then(|read| read(payload)) else {
+            return false;
+        };
+        self.greet(welcome);
+        true
+    }
+
+    /// The server's welcome: its epoch, and whether the stream continues the resumed one.
+    fn greet(&mut self, welcome: Welcome) {
+        if let Some(Socket {
+            phase: SocketPhase::Open { greeted, .. },
+            ..
+        }) = self.socket.as_mut()
+        {
+            *greeted = true;
+        }
+        let resumed_from = self.replay.last_delivered();
+        let changed = self
+            .epoch
+            .as_ref()
+            .is_some_and(|known| *known != welcome.epoch);
+        if resumed_from.is_some() && (changed || !welcome.resumed) {
+            self.replay.restart();
+            self.events.push_back(Event::Discontinuity {
+                previous_epoch: self.epoch.take(),
+                epoch: welcome.epoch.clone(),
+                reason: welcome.reason,
+                last_cursor: resumed_from,
+            });
+        }
+        self.epoch = Some(welcome.epoch);
+    }
+
+    /// `url` with the resume query parameter, and the epoch beside it when known.
+    fn url_with_resume(&self, url: &str, cursor: Option<Cursor>) -> String {
+        let url = self.config.resume.apply_to_url(url, cursor);
+        match (
+            &self.config.resume,
+            cursor,
+            &self.config.epoch_query,
+            &self.epoch,
+        ) {
+            (ResumeMode::QueryParam(_), Some(_), Some(name), Some(epoch)) => {
+                with_query_param(&url, name, epoch)
+            }
+            _ => url,
+        }
     }
 
     fn on_backlog(&mut self, now: Timestamp, waiting: bool) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use resilient_ws_core::{
     Config, Cursor, Disconnect, HeartbeatConfig, Payload, Probe, ResumeMode, RetryAction, Session,
-    json_cursor, redact_url,
+    WelcomeReader, json_cursor, json_welcome, redact_url,
 };
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -64,8 +64,11 @@ impl crate::Client {
 impl ClientBuilder {
     /// A builder for `url`, with every default.
     pub fn new(url: impl Into<String>) -> Self {
+        let mut config = Config::new(url);
+        // A server that sends no welcome is unaffected; the hub's is read out of the box.
+        config.welcome = Some(json_welcome());
         Self {
-            config: Config::new(url),
+            config,
             headers: Vec::new(),
             protocols: Vec::new(),
             provider: None,
@@ -212,6 +215,23 @@ impl ClientBuilder {
     /// run); messages at or before it are dropped as replays.
     pub fn start_cursor(mut self, cursor: u64) -> Self {
         self.config.start_cursor = Some(Cursor(cursor));
+        self
+    }
+
+    /// Reads the server's welcome, the first message of each connection when it is one
+    /// (`resilient-ws-server`'s hub sends one): it is not delivered, its epoch goes back
+    /// beside the resume cursor, and a stream that does not continue the one resumed from
+    /// is reported as [`Event::Discontinuity`](crate::Event::Discontinuity). On by default
+    /// with the hub's format ([`resilient_ws_core::json_welcome`]); `None` turns it off.
+    pub fn welcome(mut self, reader: Option<WelcomeReader>) -> Self {
+        self.config.welcome = reader;
+        self
+    }
+
+    /// The query parameter that carries the epoch beside the resume cursor (default
+    /// `epoch`); `None` never sends it.
+    pub fn epoch_query(mut self, name: Option<&str>) -> Self {
+        self.config.epoch_query = name.map(str::to_owned);
         self
     }
 

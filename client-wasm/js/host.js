@@ -99,10 +99,14 @@ export function readOptions(url, options) {
     cursorField: read('cursorField', 'string'),
     resumeParam: read('resumeParam', 'string'),
     heartbeatMessage: read('heartbeat.message', 'string'),
+    welcome: read('welcome', 'boolean') !== false,
     protocols: [...protocols],
     urlProvider,
   };
 }
+
+/** `text` parsed as JSON, or undefined. */
+const parseJson = (text) => { try { return JSON.parse(text); } catch { return undefined; } };
 
 /** RawClient.stats() as an object. */
 export function statsObject(values) {
@@ -150,9 +154,12 @@ export class BrowserHost {
   #unsent = [];
   /** Whether the session reads messages (for their cursor); otherwise it only counts them. */
   #scan;
+  /** Whether a connection's first message may be the server's welcome (resilient-ws-server). */
+  #welcome;
 
   constructor(settings) {
     this.#scan = settings.cursorField !== undefined;
+    this.#welcome = settings.welcome;
     this.#protocols = settings.protocols;
     this.#urlProvider = settings.urlProvider;
   }
@@ -205,6 +212,7 @@ export class BrowserHost {
     }
     socket.binaryType = 'arraybuffer';
     let failed;
+    let first = this.#welcome;
     socket.onopen = () => {
       raw.opened(conn);
       // On an open socket an error event means the browser failed the connection: the server
@@ -216,6 +224,12 @@ export class BrowserHost {
       this.#inbound = event;
       // Without a cursor field the session never looks inside a message: spare the copy.
       const at = timeStamp + this.#slept;
+      if (first) {
+        first = false;
+        // The hub's welcome opens so; read with the browser's JSON parser, not delivered.
+        const welcome = typeof data === 'string' && data.startsWith('{"type":"welcome",') && parseJson(data);
+        if (typeof welcome?.epoch === 'string') return raw.welcome(conn, welcome.epoch, !!welcome.resumed, `${welcome.reason}`, at);
+      }
       if (!this.#scan) raw.text(conn, '', at);
       else if (typeof data === 'string') raw.text(conn, data, at);
       else raw.binary(conn, new Uint8Array(data), at);
@@ -313,6 +327,10 @@ export class BrowserHost {
 
   gap(lastHigh, lastLow, high, low) {
     this.#emit('gap', { last: cursorText(lastHigh, lastLow), received: cursorText(high, low) });
+  }
+
+  discontinuity(previousEpoch, epoch, reason, high, low) {
+    this.#emit('discontinuity', { previousEpoch: previousEpoch || null, epoch, reason, lastCursor: cursorText(high, low) });
   }
 
   unsentText(text) {

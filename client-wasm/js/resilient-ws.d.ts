@@ -22,6 +22,13 @@ export interface ResilientWebSocketOptions {
    * reported as a 'gap' event (the message is still delivered).
    */
   contiguousCursors?: boolean;
+  /**
+   * Read the server's welcome, the first message of each connection when it opens with
+   * `{"type":"welcome",` (default true; resilient-ws-server's hub sends it): it is not
+   * delivered, its epoch goes back beside the resume cursor (`&epoch=`), and a stream that
+   * does not continue the one resumed from is reported as a 'discontinuity' event.
+   */
+  welcome?: boolean;
   /** Consecutive failed attempts before giving up (default 10); null never gives up. */
   maxFailures?: number | null;
   /** Deadline for each handshake in ms (default 10000). */
@@ -90,6 +97,20 @@ export interface GapEvent extends Event {
   readonly received: Cursor;
 }
 
+/**
+ * The server could not continue the stream from the last cursor: its history changed (a new
+ * epoch) or no longer reaches back that far. Cursors after it start afresh.
+ */
+export interface DiscontinuityEvent extends Event {
+  /** The epoch of the cursor resumed from, or null when unknown. */
+  readonly previousEpoch: string | null;
+  readonly epoch: string;
+  /** The server's reason, e.g. 'epoch_changed', 'cursor_too_old'. */
+  readonly reason: string;
+  /** The last cursor delivered before it. */
+  readonly lastCursor: Cursor | null;
+}
+
 export interface UnsentEvent extends Event {
   /** Messages accepted by send() that never left the socket's buffer, oldest first. */
   readonly messages: Array<string | ArrayBuffer>;
@@ -104,6 +125,7 @@ export interface ResilientWebSocketEventMap {
   reconnecting: StateChangeEvent;
   giveup: StateChangeEvent;
   gap: GapEvent;
+  discontinuity: DiscontinuityEvent;
   unsent: UnsentEvent;
 }
 
@@ -150,6 +172,7 @@ export class ResilientWebSocket extends EventTarget {
   onreconnecting: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
   ongiveup: ((this: ResilientWebSocket, ev: StateChangeEvent) => unknown) | null;
   ongap: ((this: ResilientWebSocket, ev: GapEvent) => unknown) | null;
+  ondiscontinuity: ((this: ResilientWebSocket, ev: DiscontinuityEvent) => unknown) | null;
   onunsent: ((this: ResilientWebSocket, ev: UnsentEvent) => unknown) | null;
 
   addEventListener<K extends keyof ResilientWebSocketEventMap>(

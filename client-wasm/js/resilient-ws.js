@@ -37,7 +37,7 @@ class ResilientMessageEvent {
 /** The `capture` flag that, with the listener, names a registration (as the DOM compares them). */
 const captureOf = (options) => (typeof options === 'boolean' ? options : !!options?.capture);
 
-const EVENT_TYPES = ['open', 'message', 'close', 'error', 'statechange', 'reconnecting', 'giveup', 'gap', 'unsent'];
+const EVENT_TYPES = ['open', 'message', 'close', 'error', 'statechange', 'reconnecting', 'giveup', 'gap', 'discontinuity', 'unsent'];
 const READY_STATES = [0, 0, 1, 0, 2, 3, 3];
 
 export class ResilientWebSocket extends EventTarget {

@@ -6,7 +6,9 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use resilient_ws_core::{CloseError, Disconnect, Payload, SendError, Session, SocketEvent, State};
+use resilient_ws_core::{
+    CloseError, Disconnect, Payload, SendError, Session, SocketEvent, State, Welcome,
+};
 use wasm_bindgen::prelude::*;
 
 use crate::driver::Shared;
@@ -152,6 +154,17 @@ impl RawClient {
     /// Socket `conn` delivered a text message at `at` (the event's `timeStamp`).
     pub fn text(&self, conn: f64, text: String, at: f64) {
         self.input_at(conn, SocketEvent::Message(Payload::from(text)), at);
+    }
+
+    /// Socket `conn`'s first message at `at` was the server's welcome (see
+    /// `resilient_ws_core::Welcome`), read by the host.
+    pub fn welcome(&self, conn: f64, epoch: String, resumed: bool, reason: String, at: f64) {
+        let welcome = Welcome {
+            epoch,
+            resumed,
+            reason,
+        };
+        self.input_at(conn, SocketEvent::Welcome(welcome), at);
     }
 
     /// Socket `conn` delivered a binary message at `at` (the event's `timeStamp`).

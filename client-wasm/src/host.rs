@@ -54,6 +54,19 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub(crate) fn gap(this: &Host, last_high: f64, last_low: f64, high: f64, low: f64);
 
+    /// The server's stream does not continue the one resumed from: the epochs (`previous`
+    /// empty when unknown), the server's reason, and the last cursor delivered before, as
+    /// its high and low 32 bits.
+    #[wasm_bindgen(method)]
+    pub(crate) fn discontinuity(
+        this: &Host,
+        previous: &str,
+        epoch: &str,
+        reason: &str,
+        high: f64,
+        low: f64,
+    );
+
     /// One text message the session gives back unsent; `unsentDone` ends the list.
     #[wasm_bindgen(method, js_name = unsentText)]
     pub(crate) fn unsent_text(this: &Host, text: &str);

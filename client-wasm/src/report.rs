@@ -90,6 +90,16 @@ pub(crate) fn report(host: &Host, event: Event) {
             let [high, low] = cursor_halves(Some(received));
             host.gap(last_high, last_low, high, low);
         }
+        Event::Discontinuity {
+            previous_epoch,
+            epoch,
+            reason,
+            last_cursor,
+        } => {
+            let [high, low] = cursor_halves(last_cursor);
+            let previous = previous_epoch.as_deref().unwrap_or_default();
+            host.discontinuity(previous, &epoch, &reason, high, low);
+        }
         Event::Unsent(unsent) => {
             for message in unsent {
                 match message.payload {

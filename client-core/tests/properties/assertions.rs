@@ -577,6 +577,10 @@ impl Harness {
                     );
                 }
             }
+            Event::Discontinuity { .. } => {
+                // The model's sessions read no welcome, so none can report one.
+                ensure!(self, false, "a discontinuity without a welcome: {event:?}");
+            }
             Event::CursorGap { last, received } => {
                 let expected = expect.gap;
                 ensure!(

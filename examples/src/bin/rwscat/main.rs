@@ -148,6 +148,18 @@ async fn print_events(
             Event::CursorGap { last, received } => {
                 eprintln!("rwscat: the server skipped from cursor {last} to {received}");
             }
+            Event::Discontinuity {
+                epoch,
+                reason,
+                last_cursor,
+                ..
+            } => {
+                let after =
+                    last_cursor.map_or_else(|| "the start".into(), |c| format!("cursor {c}"));
+                eprintln!(
+                    "rwscat: the stream does not continue after {after} ({reason}); epoch {epoch}"
+                );
+            }
             Event::Unsent(unsent) => report_unsent(&unsent),
         }
     }
