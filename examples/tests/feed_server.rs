@@ -42,12 +42,47 @@ fn finite_feed(total: u64) -> FeedConfig {
     }
 }
 
+/// Connects and reads the welcome frame, which must come first and be well formed.
 async fn connect(url: &str) -> Client {
+    connect_welcomed(url).await.0
+}
+
+/// Connects without reading anything.
+async fn connect_raw(url: &str) -> Client {
     timeout(STEP, connect_async(url))
         .await
         .expect("connect in time")
         .expect("handshake accepted")
         .0
+}
+
+/// Connects and returns the welcome frame, checked for the hub's keys in the hub's order.
+async fn connect_welcomed(url: &str) -> (Client, Welcome) {
+    let mut client = connect_raw(url).await;
+    let text = match timeout(STEP, client.next()).await.expect("welcome in time") {
+        Some(Ok(Message::Text(text))) => text,
+        other => panic!("expected the welcome frame, got {other:?}"),
+    };
+    let welcome: Welcome = serde_json::from_str(text.as_str()).expect("welcome JSON");
+    // Exactly these keys, in this order.
+    let rebuilt = format!(
+        r#"{{"type":"welcome","epoch":"{}","resumed":{},"reason":"{}","from":{},"head":{}}}"#,
+        welcome.epoch, welcome.resumed, welcome.reason, welcome.from, welcome.head
+    );
+    assert_eq!(text.as_str(), rebuilt);
+    assert_eq!(welcome.resumed, welcome.reason == "resumed", "{text}");
+    assert!(!welcome.epoch.is_empty());
+    (client, welcome)
+}
+
+/// The hub's welcome frame.
+#[derive(Debug, serde::Deserialize)]
+struct Welcome {
+    epoch: String,
+    resumed: bool,
+    reason: String,
+    from: u64,
+    head: u64,
 }
 
 /// The next feed message; panics on anything else.
