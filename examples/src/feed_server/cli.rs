@@ -48,7 +48,7 @@ const DEFAULT_PORT: u16 = 9001;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CliCommand {
     /// Run a server with this configuration.
-    Run(FeedConfig),
+    Run(Box<FeedConfig>),
     /// Print [`USAGE`] and exit successfully.
     Help,
 }
@@ -125,7 +125,7 @@ where
     config
         .validate()
         .map_err(|error| UsageError(error.to_string()))?;
-    Ok(CliCommand::Run(config))
+    Ok(CliCommand::Run(Box::new(config)))
 }
 
 fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, UsageError> {
@@ -165,7 +165,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<FeedConfig, UsageError> {
         match parse_args(args.iter().map(|arg| (*arg).to_owned()))? {
-            CliCommand::Run(config) => Ok(config),
+            CliCommand::Run(config) => Ok(*config),
             CliCommand::Help => Err(UsageError("help".into())),
         }
     }
