@@ -41,6 +41,8 @@ const feedUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.h
 $('feed-url').textContent = feedUrl;
 
 let ws = null;
+// Whether a /control/stats poll is in flight (declared before the first pollServer() below).
+let polling = false;
 try {
   const { default: init, ResilientWebSocket } = await import('/pkg/resilient-ws.js');
   await init();
@@ -134,7 +136,13 @@ function onMessage(data, cursor) {
   }
 }
 
-function verify(cursor) {
+/**
+ * Checks one cursor against the previous one. The package reports cursors as decimal strings
+ * (exact above 2^53), so they are compared as BigInt: as strings "10" < "9", and as numbers
+ * large cursors round.
+ */
+function verify(cursorText) {
+  const cursor = BigInt(cursorText);
   view.checked += 1;
   if (view.prevCursor === null) {
     view.firstCursor = cursor;
@@ -142,8 +150,8 @@ function verify(cursor) {
     addProblem(`duplicate #${fmt.format(cursor)}`);
   } else if (cursor < view.prevCursor) {
     addProblem(`out of order: #${fmt.format(cursor)} after #${fmt.format(view.prevCursor)}`);
-  } else if (cursor > view.prevCursor + 1) {
-    const missing = cursor - view.prevCursor - 1;
+  } else if (cursor > view.prevCursor + 1n) {
+    const missing = cursor - view.prevCursor - 1n;
     addProblem(`gap: ${fmt.format(missing)} missing after #${fmt.format(view.prevCursor)}`);
   }
   // Resynchronise, so one bad cursor is reported once or twice, not on every later message.
@@ -242,7 +250,7 @@ function renderCounters() {
   const cursor = ws?.lastCursor ?? null;
   setCounter('c-cursor', cursor === null ? '—' : `#${fmt.format(cursor)}`);
   if (view.server?.head !== undefined && cursor !== null) {
-    const behind = Math.max(0, view.server.head - cursor);
+    const behind = Math.max(0, Number(BigInt(view.server.head) - BigInt(cursor)));
     setText('c-cursor-hint', behind <= 1 ? `live · server head #${fmt.format(view.server.head)}` : `${fmt.format(behind)} behind server head`);
   } else {
     setText('c-cursor-hint', 'resumes from here on reconnect');
@@ -491,7 +499,6 @@ function describeFaults(faults) {
   return parts.length ? parts.join(' · ') : 'no faults';
 }
 
-let polling = false;
 async function pollServer() {
   if (polling) return;
   polling = true;

@@ -42,12 +42,47 @@ fn finite_feed(total: u64) -> FeedConfig {
     }
 }
 
+/// Connects and reads the welcome frame, which must come first and be well formed.
 async fn connect(url: &str) -> Client {
+    connect_welcomed(url).await.0
+}
+
+/// Connects without reading anything.
+async fn connect_raw(url: &str) -> Client {
     timeout(STEP, connect_async(url))
         .await
         .expect("connect in time")
         .expect("handshake accepted")
         .0
+}
+
+/// Connects and returns the welcome frame, checked for the hub's keys in the hub's order.
+async fn connect_welcomed(url: &str) -> (Client, Welcome) {
+    let mut client = connect_raw(url).await;
+    let text = match timeout(STEP, client.next()).await.expect("welcome in time") {
+        Some(Ok(Message::Text(text))) => text,
+        other => panic!("expected the welcome frame, got {other:?}"),
+    };
+    let welcome: Welcome = serde_json::from_str(text.as_str()).expect("welcome JSON");
+    // Exactly these keys, in this order.
+    let rebuilt = format!(
+        r#"{{"type":"welcome","epoch":"{}","resumed":{},"reason":"{}","from":{},"head":{}}}"#,
+        welcome.epoch, welcome.resumed, welcome.reason, welcome.from, welcome.head
+    );
+    assert_eq!(text.as_str(), rebuilt);
+    assert_eq!(welcome.resumed, welcome.reason == "resumed", "{text}");
+    assert!(!welcome.epoch.is_empty());
+    (client, welcome)
+}
+
+/// The hub's welcome frame.
+#[derive(Debug, serde::Deserialize)]
+struct Welcome {
+    epoch: String,
+    resumed: bool,
+    reason: String,
+    from: u64,
+    head: u64,
 }
 
 /// The next feed message; panics on anything else.
@@ -270,6 +305,218 @@ async fn live_feed_advances_in_real_time_and_start_live_skips_history() {
         vec![1, 2, 3],
         "a cursor wins"
     );
+    server.shutdown().await.expect("clean shutdown");
+}
+
+// ---- the hub: welcome, epochs, history ---------------------------------------------------------
+
+#[tokio::test]
+async fn welcome_says_where_the_feed_starts_and_why() {
+    let server = start(finite_feed(20)).await;
+    let epoch = server.epoch();
+    let url = server.url();
+
+    let (mut fresh, welcome) = connect_welcomed(&url).await;
+    assert_eq!(
+        (welcome.reason.as_str(), welcome.from, welcome.head),
+        ("fresh", 1, 20)
+    );
+    assert_eq!(welcome.epoch, epoch);
+    assert_eq!(read_seqs(&mut fresh, 1).await, vec![1]);
+
+    let (mut resumed, welcome) = connect_welcomed(&format!("{url}?cursor=10&epoch={epoch}")).await;
+    assert_eq!((welcome.reason.as_str(), welcome.from), ("resumed", 11));
+    assert_eq!(
+        read_seqs(&mut resumed, 10).await,
+        (11..=20).collect::<Vec<_>>()
+    );
+    assert_quiet(&mut resumed).await;
+
+    let (mut other, welcome) = connect_welcomed(&format!("{url}?cursor=10&epoch=elsewhere")).await;
+    assert_eq!(
+        (welcome.reason.as_str(), welcome.from),
+        ("epoch_changed", 1)
+    );
+    assert_eq!(read_seqs(&mut other, 1).await, vec![1]);
+
+    let (_, welcome) = connect_welcomed(&format!("{url}?cursor=21")).await;
+    assert_eq!(welcome.reason, "cursor_ahead");
+
+    assert_eq!(
+        expect_refusal(&format!("{url}?cursor=abc")).await,
+        (400, None)
+    );
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn without_the_welcome_the_feed_comes_first_and_impossible_resumes_get_4001() {
+    let server = start(FeedConfig {
+        welcome: false,
+        ..finite_feed(5)
+    })
+    .await;
+    let mut client = connect_raw(&server.url()).await;
+    assert_eq!(read_seqs(&mut client, 5).await, vec![1, 2, 3, 4, 5]);
+    let mut resumed = connect_raw(&format!("{}?cursor=3", server.url())).await;
+    assert_eq!(read_seqs(&mut resumed, 2).await, vec![4, 5]);
+    let mut other = connect_raw(&format!("{}?cursor=3&epoch=elsewhere", server.url())).await;
+    assert_eq!(
+        read_until_end(&mut other).await,
+        (vec![], End::Closed(Some(4001)))
+    );
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_history_is_told_so() {
+    let server = start(FeedConfig {
+        history: 10,
+        ..finite_feed(50)
+    })
+    .await;
+    let (mut client, welcome) = connect_welcomed(&format!("{}?cursor=5", server.url())).await;
+    assert_eq!(
+        (welcome.reason.as_str(), welcome.from, welcome.head),
+        ("cursor_too_old", 41, 50)
+    );
+    assert_eq!(
+        read_seqs(&mut client, 10).await,
+        (41..=50).collect::<Vec<_>>()
+    );
+    let (_, welcome) = connect_welcomed(&format!("{}?cursor=40", server.url())).await;
+    assert_eq!((welcome.reason.as_str(), welcome.from), ("resumed", 41));
+    assert_eq!(server.hub().stats().buffered_messages, 10);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_forgetting_history_starts_a_new_epoch_from_one() {
+    let server = start(finite_feed(30)).await;
+    let old_epoch = server.epoch();
+    let url = server.url();
+    let mut client = connect(&url).await;
+    assert_eq!(read_seqs(&mut client, 3).await, vec![1, 2, 3]);
+
+    server
+        .restart_forgetting_history(Duration::from_millis(200))
+        .await
+        .expect("restart");
+    assert_eq!(read_until_end(&mut client).await.1, End::Abrupt);
+    wait_for_stats(&server, "listening again", |s| s.listening).await;
+    let new_epoch = server.epoch();
+    assert_ne!(new_epoch, old_epoch);
+    assert_eq!(
+        server.stats().head,
+        30,
+        "rate 0: the new epoch is filled at once"
+    );
+
+    let (mut client, welcome) =
+        connect_welcomed(&format!("{url}?cursor=3&epoch={old_epoch}")).await;
+    assert_eq!(
+        (
+            welcome.reason.as_str(),
+            welcome.from,
+            welcome.epoch.as_str()
+        ),
+        ("epoch_changed", 1, new_epoch.as_str())
+    );
+    assert_eq!(read_seqs(&mut client, 2).await, vec![1, 2]);
+
+    // The same over HTTP; a plain restart keeps the epoch.
+    let answer = http_get(server.addr(), "/control/restart?down_ms=100").await;
+    assert_eq!(answer.json()["forget"], false);
+    assert_eq!(read_until_end(&mut client).await.1, End::Abrupt);
+    wait_for_stats(&server, "listening again", |s| s.listening).await;
+    assert_eq!(server.epoch(), new_epoch);
+    let answer = http_get(server.addr(), "/control/restart?down_ms=100&forget=1").await;
+    assert_eq!(answer.json()["forget"], true);
+    wait_for_stats(&server, "listening again", |s| s.listening).await;
+    let stats = http_get(server.addr(), "/control/stats").await.json();
+    assert_ne!(stats["epoch"], new_epoch.as_str());
+    assert_eq!(stats["epoch"], server.epoch().as_str());
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_file_keeps_the_epoch_across_processes_so_clients_resume_exactly_once() {
+    let scratch = Scratch::new("history");
+    let file = scratch.0.join("feed.history");
+    let config = |total| FeedConfig {
+        history_file: Some(file.clone()),
+        ..finite_feed(total)
+    };
+
+    let first = start(config(30)).await;
+    let (mut client, welcome) = connect_welcomed(&first.url()).await;
+    let epoch = welcome.epoch;
+    assert_eq!(
+        read_seqs(&mut client, 10).await,
+        (1..=10).collect::<Vec<_>>()
+    );
+    first.shutdown().await.expect("clean shutdown");
+
+    // A new server on the same file: the same epoch and head, and the feed goes on to 60.
+    let second = start(config(60)).await;
+    assert_eq!(second.epoch(), epoch);
+    let (mut client, welcome) =
+        connect_welcomed(&format!("{}?cursor=10&epoch={epoch}", second.url())).await;
+    assert_eq!(
+        (welcome.reason.as_str(), welcome.from, welcome.head),
+        ("resumed", 11, 60)
+    );
+    assert_eq!(
+        read_seqs(&mut client, 50).await,
+        (11..=60).collect::<Vec<_>>()
+    );
+    assert_quiet(&mut client).await;
+
+    // Forgetting the history resets the file too: a third server keeps the new epoch.
+    second
+        .restart_forgetting_history(Duration::from_millis(50))
+        .await
+        .expect("restart");
+    let forgotten = second.epoch();
+    assert_ne!(forgotten, epoch);
+    second.shutdown().await.expect("clean shutdown");
+    let third = start(config(60)).await;
+    assert_eq!(third.epoch(), forgotten);
+    let (_, welcome) = connect_welcomed(&format!("{}?cursor=10&epoch={epoch}", third.url())).await;
+    assert_eq!(welcome.reason, "epoch_changed");
+    third.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_keep_listeners_and_drop_clients_that_never_answer() {
+    let server = start(FeedConfig {
+        ping_interval: Duration::from_millis(100),
+        ping_timeout: Duration::from_millis(100),
+        ..finite_feed(3)
+    })
+    .await;
+    let mut listener = connect(&server.url()).await;
+    assert_eq!(read_seqs(&mut listener, 3).await, vec![1, 2, 3]);
+    // Reading answers the pings (tungstenite queues the pong and writes it on the next read).
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(600);
+    while let Ok(frame) = tokio::time::timeout_at(until, listener.next()).await {
+        match frame {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected pings only, got {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 600 ms");
+    assert_eq!(server.stats().live_connections, 1, "a listener stays");
+
+    // A client that never reads never answers: dropped after interval + timeout.
+    let _deaf = connect(&server.url()).await;
+    wait_for_stats(&server, "two live", |s| s.live_connections == 2).await;
+    let stats = wait_for_stats(&server, "the deaf client dropped", |s| {
+        s.live_connections == 1
+    })
+    .await;
+    assert_eq!(stats.connections_accepted, 2);
     server.shutdown().await.expect("clean shutdown");
 }
 

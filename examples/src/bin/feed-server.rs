@@ -13,7 +13,7 @@ const EXIT_USAGE: u8 = 64;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
-        Ok(CliCommand::Run(config)) => config,
+        Ok(CliCommand::Run(config)) => *config,
         Ok(CliCommand::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -11,16 +11,23 @@ use super::feed::{CloseAfter, Refusal};
 pub const USAGE: &str = "\
 Usage: feed-server [OPTIONS]
 
-Serves a numbered live feed at ws://ADDR/feed (resume with ?cursor=N), control endpoints
-at http://ADDR/control/... (stats, faults, clear, drop, silence, close, refuse, restart),
-and, with --static, files (e.g. the dashboard page) at every other path.
+Publishes a numbered feed into a resilient-ws-server hub and serves it at ws://ADDR/feed
+(resume with ?cursor=N&epoch=E; the first frame is the hub's welcome), control endpoints at
+http://ADDR/control/... (stats, faults, clear, drop, silence, close, refuse, restart), and,
+with --static, files (e.g. the dashboard page) at every other path.
 
 Options:
   --listen ADDR            address to listen on [default: 127.0.0.1:9001]
-  --rate MSGS_PER_SEC      messages produced per second, 0 = as fast as possible [default: 10]
+  --rate MSGS_PER_SEC      messages published per second; 0 = all of --total at once
+                           (needs --total) [default: 10]
   --total N                end the feed after message N [default: never]
   --payload-bytes N        padding bytes in each message [default: 32]
-  --start-live             a client without a cursor starts after the current head, not at 1
+  --start-live             a client without a cursor starts after the current head, not at
+                           the oldest message kept
+  --no-welcome             no welcome frame (a cursor that cannot be resumed gets close 4001)
+  --history N              messages kept for replay [default: 1000000]
+  --history-file PATH      keep the history in PATH, so a restarted process keeps its epoch
+                           and clients resume exactly once [default: memory only]
   --static [PREFIX=]DIR    serve the files in DIR at URL PREFIX (default /); repeatable, e.g.
                            --static /=examples/dashboard --static /pkg=client-wasm/pkg
 
@@ -41,7 +48,7 @@ const DEFAULT_PORT: u16 = 9001;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CliCommand {
     /// Run a server with this configuration.
-    Run(FeedConfig),
+    Run(Box<FeedConfig>),
     /// Print [`USAGE`] and exit successfully.
     Help,
 }
@@ -80,6 +87,9 @@ where
         match flag.as_str() {
             "-h" | "--help" => return Ok(CliCommand::Help),
             "--start-live" => config.start_live = true,
+            "--no-welcome" => config.welcome = false,
+            "--history" => config.history = parse(&flag, &value()?)?,
+            "--history-file" => config.history_file = Some(PathBuf::from(value()?)),
             "--listen" => config.listen = parse(&flag, &value()?)?,
             "--rate" => config.rate = parse(&flag, &value()?)?,
             "--total" => config.total = Some(parse(&flag, &value()?)?),
@@ -113,10 +123,9 @@ where
         }
     };
     config
-        .faults
         .validate()
         .map_err(|error| UsageError(error.to_string()))?;
-    Ok(CliCommand::Run(config))
+    Ok(CliCommand::Run(Box::new(config)))
 }
 
 fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, UsageError> {
@@ -156,7 +165,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<FeedConfig, UsageError> {
         match parse_args(args.iter().map(|arg| (*arg).to_owned()))? {
-            CliCommand::Run(config) => Ok(config),
+            CliCommand::Run(config) => Ok(*config),
             CliCommand::Help => Err(UsageError("help".into())),
         }
     }
@@ -166,6 +175,9 @@ mod tests {
         let config = run(&[]).expect("no arguments is fine");
         assert_eq!(config.listen.port(), 9001);
         assert_eq!(config.faults, Default::default());
+        assert!(config.welcome);
+        assert_eq!(config.history, FeedConfig::DEFAULT_HISTORY);
+        assert_eq!(config.history_file, None);
     }
 
     #[test]
@@ -193,6 +205,10 @@ mod tests {
             "9",
             "--replay-overlap",
             "4",
+            "--no-welcome",
+            "--history",
+            "500",
+            "--history-file=/tmp/feed.history",
         ])
         .expect("valid arguments");
         assert_eq!(config.listen.port(), 0);
@@ -201,6 +217,12 @@ mod tests {
             (0, Some(100), 8)
         );
         assert!(config.start_live);
+        assert!(!config.welcome);
+        assert_eq!(config.history, 500);
+        assert_eq!(
+            config.history_file,
+            Some(PathBuf::from("/tmp/feed.history"))
+        );
         assert_eq!(config.faults.drop_every, Some(5));
         assert_eq!(config.faults.silent_after, Some(7));
         assert_eq!(
@@ -256,6 +278,8 @@ mod tests {
             &["--close-code", "4000"],
             &["--close-code", "1006", "--close-after", "1"],
             &["--refuse", "200"],
+            &["--rate", "0"],
+            &["--history", "-1"],
         ] {
             assert!(run(bad).is_err(), "{bad:?}");
         }

@@ -29,7 +29,7 @@ pub(crate) struct ConnectionContext {
     /// Silences the connection's stream (the silence fault, once upgraded to a WebSocket).
     pub(crate) muzzle: Muzzle,
     /// A restart asked for on this connection, carried out once its answer has been sent.
-    restart_after_answer: Arc<Mutex<Option<Duration>>>,
+    restart_after_answer: Arc<Mutex<Option<(Duration, bool)>>>,
 }
 
 impl ConnectionContext {
@@ -41,17 +41,17 @@ impl ConnectionContext {
         }
     }
 
-    /// Restarts the server (down for `down`) once this connection's answer is out: restarting
-    /// closes every connection, this one included.
-    pub(crate) fn restart_after_answer(&self, down: Duration) {
-        *self.lock_restart() = Some(down);
+    /// Restarts the server (down for `down`, forgetting the history if `forget`) once this
+    /// connection's answer is out: restarting closes every connection, this one included.
+    pub(crate) fn restart_after_answer(&self, down: Duration, forget: bool) {
+        *self.lock_restart() = Some((down, forget));
     }
 
-    fn take_restart(&self) -> Option<Duration> {
+    fn take_restart(&self) -> Option<(Duration, bool)> {
         self.lock_restart().take()
     }
 
-    fn lock_restart(&self) -> std::sync::MutexGuard<'_, Option<Duration>> {
+    fn lock_restart(&self) -> std::sync::MutexGuard<'_, Option<(Duration, bool)>> {
         self.restart_after_answer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -86,7 +86,7 @@ pub(crate) async fn serve_connection(
     if let Err(error) = served {
         debug!(%error, "HTTP connection ended with an error");
     }
-    if let Some(down) = context.take_restart() {
-        let _ = shared.request_restart(down, None);
+    if let Some((down, forget)) = context.take_restart() {
+        let _ = shared.request_restart(down, forget, None);
     }
 }

@@ -37,6 +37,8 @@ pub(crate) enum ControlRequest {
     Refuse(Option<Refusal>),
     Restart {
         down: Duration,
+        /// Also drop the history: a new epoch.
+        forget: bool,
     },
 }
 
@@ -76,7 +78,7 @@ impl Params {
     }
 
     /// The value of a query parameter; `Some("")` for `?flag`.
-    fn query(&self, key: &str) -> Option<&str> {
+    pub(crate) fn query(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
     }
 
@@ -127,6 +129,7 @@ impl ControlRequest {
             "refuse" => Self::Refuse(refusal(params)?),
             "restart" => Self::Restart {
                 down: restart_down(params)?,
+                forget: flag(params, "forget")?,
             },
             _ => return Ok(None),
         };
@@ -146,7 +149,11 @@ fn answer(
         Err(error) => bad_request(&error.to_string()),
     };
     match request {
-        ControlRequest::Stats => ok(json!(shared.stats())),
+        ControlRequest::Stats => {
+            let mut stats = json!(shared.stats());
+            stats["epoch"] = json!(shared.hub().epoch());
+            ok(stats)
+        }
         ControlRequest::Faults(changes) => {
             faults_answer(shared.update_faults(|faults| changes.apply(faults)))
         }
@@ -164,10 +171,10 @@ fn answer(
             Ok(reached) => action_answer("close", reached),
             Err(error) => bad_request(&error.to_string()),
         },
-        ControlRequest::Restart { down } => {
+        ControlRequest::Restart { down, forget } => {
             let down_ms = u64::try_from(down.as_millis()).unwrap_or(u64::MAX);
-            connection.restart_after_answer(*down);
-            ok(json!({ "ok": true, "action": "restart", "down_ms": down_ms }))
+            connection.restart_after_answer(*down, *forget);
+            ok(json!({ "ok": true, "action": "restart", "down_ms": down_ms, "forget": forget }))
         }
     }
 }
@@ -212,6 +219,15 @@ fn refusal(params: &Params) -> Result<Option<Refusal>, String> {
         remaining: params.parse("count")?,
         retry_after_secs: params.parse("retry_after")?,
     }))
+}
+
+/// `key=1` (or `true`, or a bare `key`) is on; `key=0` (or `false`) or no `key` is off.
+fn flag(params: &Params, key: &str) -> Result<bool, String> {
+    match params.query(key) {
+        None | Some("0" | "false") => Ok(false),
+        Some("" | "1" | "true") => Ok(true),
+        Some(_) => Err(format!("invalid value for '{key}' (use 1 or 0)")),
+    }
 }
 
 fn restart_down(params: &Params) -> Result<Duration, String> {
@@ -282,6 +298,25 @@ mod tests {
             })
         );
         assert_eq!(faults.replay_overlap, 4);
+    }
+
+    #[test]
+    fn restart_may_forget_the_history() {
+        assert_eq!(
+            parse("/control/restart?down_ms=50&forget=1"),
+            Ok(Some(ControlRequest::Restart {
+                down: Duration::from_millis(50),
+                forget: true
+            }))
+        );
+        assert_eq!(
+            parse("/control/restart"),
+            Ok(Some(ControlRequest::Restart {
+                down: DEFAULT_RESTART_DOWN,
+                forget: false
+            }))
+        );
+        assert!(parse("/control/restart?forget=maybe").is_err());
     }
 
     #[test]

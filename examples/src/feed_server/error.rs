@@ -29,6 +29,15 @@ pub enum FeedServerError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The configuration cannot be carried out.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The history file could not be opened, read or reset.
+    #[error("history: {0}")]
+    History(#[from] resilient_ws_server::HistoryError),
+    /// The hub refused to publish (its history file failed).
+    #[error("feed: {0}")]
+    Hub(#[from] resilient_ws_server::HubError),
     /// The server has already been shut down.
     #[error("the feed server has stopped")]
     Stopped,

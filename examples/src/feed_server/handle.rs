@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use resilient_ws_server::Hub;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -27,7 +28,7 @@ impl FeedServer {
     /// Binds `config.listen` and starts serving in the current tokio runtime. Fails if the
     /// faults are invalid, a static directory is missing, or the address cannot be bound.
     pub async fn start(config: FeedConfig) -> Result<FeedServerHandle, FeedServerError> {
-        config.faults.validate()?;
+        config.validate()?;
         let mounts = check_mounts(&config.static_dirs)?;
         let listener =
             TcpListener::bind(config.listen)
@@ -43,7 +44,7 @@ impl FeedServer {
                 source,
             })?;
         let (commands, command_receiver) = mpsc::unbounded_channel();
-        let shared = Arc::new(ServerShared::new(config, commands));
+        let shared = Arc::new(ServerShared::new(config, commands)?);
         let router = router(Arc::clone(&shared), &mounts);
         let supervisor = Supervisor::new(listener, addr, router, Arc::clone(&shared));
         let task = tokio::spawn(supervisor.run(command_receiver));
@@ -111,11 +112,36 @@ impl FeedServerHandle {
         self.shared.close_all(code)
     }
 
+    /// The feed's current epoch (it changes only when the history is forgotten, or on a
+    /// process restart without a history file).
+    pub fn epoch(&self) -> String {
+        self.shared.hub().epoch()
+    }
+
+    /// The hub the feed is published into (its stats, or to publish nothing else: the producer
+    /// owns the cursors). A restart that forgets the history replaces it.
+    pub fn hub(&self) -> Hub {
+        self.shared.hub()
+    }
+
     /// Closes the listener and every connection, and listens again on the same port after
-    /// `down`. Returns once everything is closed; the feed head is kept.
+    /// `down`. Returns once everything is closed; the history (epoch, head, buffer) is kept, and
+    /// the producer goes on publishing meanwhile, so clients resume exactly once.
     pub async fn restart(&self, down: Duration) -> Result<(), FeedServerError> {
+        self.restart_with(down, false).await
+    }
+
+    /// Like [`restart`](Self::restart), and the history is dropped too (the history file
+    /// included): the feed starts again from message 1 in a new epoch, so resuming clients are
+    /// told `epoch_changed` (an explicit discontinuity). Returns once everything is closed and
+    /// the new history has begun.
+    pub async fn restart_forgetting_history(&self, down: Duration) -> Result<(), FeedServerError> {
+        self.restart_with(down, true).await
+    }
+
+    async fn restart_with(&self, down: Duration, forget: bool) -> Result<(), FeedServerError> {
         let (done, closed) = oneshot::channel();
-        self.shared.request_restart(down, Some(done))?;
+        self.shared.request_restart(down, forget, Some(done))?;
         closed.await.map_err(|_| FeedServerError::Stopped)
     }
 

@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use resilient_ws_server::ResumeRequest;
 use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -56,7 +57,7 @@ pub(crate) fn router(shared: Arc<ServerShared>, mounts: &[StaticMount]) -> Route
         .with_state(shared)
 }
 
-/// `GET /feed[?cursor=N]`: the WebSocket handshake, unless the refusal fault answers it with an
+/// `GET /feed[?cursor=N[&epoch=E]]`: the WebSocket handshake, unless the refusal fault answers it with an
 /// HTTP status first.
 async fn feed(
     State(shared): State<Arc<ServerShared>>,
@@ -73,9 +74,10 @@ async fn feed(
         ) => return (StatusCode::UPGRADE_REQUIRED, [(UPGRADE, "websocket")]).into_response(),
         Err(rejection) => return rejection.into_response(),
     };
-    let cursor = match Params::new(query).parse("cursor") {
-        Ok(cursor) => cursor,
-        Err(message) => return error_answer(StatusCode::BAD_REQUEST, &message),
+    let params = Params::new(query);
+    let request = match ResumeRequest::from_query(params.query("cursor"), params.query("epoch")) {
+        Ok(request) => request,
+        Err(error) => return error_answer(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     if let Some(refusal) = shared.take_refusal() {
         StatsCounters::count(&shared.stats.handshakes_refused, 1);
@@ -87,7 +89,10 @@ async fn feed(
             None => status.into_response(),
         };
     }
-    let accepted = Accepted::new(&shared, cursor, connection.muzzle.clone());
+    let accepted = match Accepted::new(&shared, request, connection.muzzle.clone()) {
+        Ok(accepted) => accepted,
+        Err(error) => return error_answer(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)

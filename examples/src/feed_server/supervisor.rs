@@ -1,5 +1,6 @@
-//! The task that owns the listener and every connection task (HTTP exchanges and upgraded
-//! WebSockets alike): accepts, restarts, shuts down.
+//! The task that owns the listener, every connection task (HTTP exchanges and upgraded
+//! WebSockets alike) and the producer: accepts, restarts (forgetting the history if asked),
+//! shuts down.
 
 use std::fmt;
 use std::future::Future;
@@ -41,10 +42,11 @@ impl fmt::Debug for AdoptedTask {
 
 #[derive(Debug)]
 pub(crate) enum SupervisorCommand {
-    /// Close the listener and every connection, listen again after `down`.
-    /// `done` fires once everything is closed.
+    /// Close the listener and every connection, listen again after `down`; with `forget`, the
+    /// history goes too (a new epoch). `done` fires once everything is closed.
     Restart {
         down: Duration,
+        forget: bool,
         done: Option<oneshot::Sender<()>>,
     },
     /// Close everything and end; `done` fires once every task has ended.
@@ -61,6 +63,8 @@ pub(crate) struct Supervisor {
     /// not let back in.
     generation: u64,
     connections: JoinSet<()>,
+    /// The producer publishing into the hub (at most one task; aborted when the set drops).
+    producer: JoinSet<()>,
     router: Router,
     shared: Arc<ServerShared>,
 }
@@ -73,12 +77,15 @@ impl Supervisor {
         shared: Arc<ServerShared>,
     ) -> Self {
         shared.stats.listening.store(true, Ordering::SeqCst);
+        let mut producer = JoinSet::new();
+        producer.spawn(shared.production.run(shared.hub()));
         Self {
             addr,
             listener: Some(listener),
             relisten_at: None,
             generation: 0,
             connections: JoinSet::new(),
+            producer,
             router,
             shared,
         }
@@ -88,8 +95,11 @@ impl Supervisor {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(SupervisorCommand::Restart { down, done }) => {
+                    Some(SupervisorCommand::Restart { down, forget, done }) => {
                         self.go_down().await;
+                        if forget {
+                            self.forget_history().await;
+                        }
                         info!(down_ms = down.as_millis(), "feed server restarting");
                         self.relisten_at = Some(Instant::now() + down);
                         if let Some(done) = done {
@@ -147,6 +157,20 @@ impl Supervisor {
         self.shared.stats.listening.store(false, Ordering::SeqCst);
         self.connections.abort_all();
         while self.connections.join_next().await.is_some() {}
+    }
+
+    /// Stops the producer, replaces the hub with a fresh one (a new epoch) and starts producing
+    /// into it. The connections are already gone, so nothing holds the old hub any more.
+    async fn forget_history(&mut self) {
+        self.producer.abort_all();
+        while self.producer.join_next().await.is_some() {}
+        match self.shared.forget_history() {
+            Ok(hub) => {
+                info!(epoch = %hub.epoch(), "history forgotten: a new epoch");
+                self.producer.spawn(self.shared.production.run(hub));
+            }
+            Err(error) => error!(%error, "cannot start a new history; the feed stops"),
+        }
     }
 
     async fn listen_again(&mut self) {

@@ -1,18 +1,22 @@
-//! What is sent on a `/feed` WebSocket connection once its handshake is accepted: the numbered
-//! sequence from the client's cursor on, answers to its messages, and the per-connection faults.
+//! What is sent on a `/feed` WebSocket connection once its handshake is accepted: the hub's
+//! welcome and the feed from the client's cursor on (a hub subscription), answers to its
+//! messages, and the per-connection faults. The producer that publishes into the hub lives here
+//! too (`producer.rs`).
 //!
 //! The HTTP side (`router.rs`) talks to this module through two calls and nothing else:
 //! [`Accepted::new`] just before the `101 Switching Protocols` goes out (the connection is
-//! counted live and subscribed to server-wide [`ConnectionCommand`]s), then [`serve`] with the
-//! upgraded socket. Whatever produces the messages can change behind these two calls.
+//! counted live, subscribed to the hub and to server-wide [`ConnectionCommand`]s), then
+//! [`serve`] with the upgraded socket. The hub's own axum handler cannot inject faults, so the
+//! connection runs its own send loop over a [`Subscription`].
 
 mod faults;
-mod sequence;
+mod producer;
 mod session;
 
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocket;
+use resilient_ws_server::{HubError, ResumeRequest, Subscription};
 use tokio::sync::broadcast;
 use tracing::debug;
 
@@ -23,8 +27,8 @@ use session::FeedSession;
 
 pub(crate) use faults::validate_close_code;
 pub use faults::{CloseAfter, Faults, Refusal};
-pub(crate) use sequence::Feed;
-pub use sequence::FeedMessage;
+pub use producer::FeedMessage;
+pub(crate) use producer::Production;
 
 /// Client messages are kept in memory, so each one is kept small.
 pub(crate) const MAX_CLIENT_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -45,23 +49,32 @@ pub(crate) enum ConnectionCommand {
 #[derive(Debug)]
 pub(crate) struct Accepted {
     live: LiveConnection,
-    cursor: Option<u64>,
+    subscription: Subscription,
     commands: broadcast::Receiver<ConnectionCommand>,
     muzzle: Muzzle,
 }
 
 impl Accepted {
-    /// Counts the connection live and subscribes it to server-wide commands. Called just before
-    /// the `101` goes out, so a client that sees its handshake complete always finds itself in
-    /// the live count, and a command sent just after that still reaches it. `muzzle` silences
-    /// the connection's stream (the silence fault).
-    pub(crate) fn new(shared: &ServerShared, cursor: Option<u64>, muzzle: Muzzle) -> Self {
-        Self {
+    /// Subscribes the connection to the hub as `request` asks (from `cursor - replay_overlap`
+    /// when that fault is on), counts it live and subscribes it to server-wide commands. Called
+    /// just before the `101` goes out, so a client that sees its handshake complete always finds
+    /// itself in the live count, gets every message published after that, and a command sent
+    /// just after that still reaches it. `muzzle` silences the connection's stream (the silence
+    /// fault).
+    pub(crate) fn new(
+        shared: &ServerShared,
+        mut request: ResumeRequest,
+        muzzle: Muzzle,
+    ) -> Result<Self, HubError> {
+        let overlap = shared.faults().replay_overlap;
+        request.cursor = request.cursor.map(|cursor| cursor.saturating_sub(overlap));
+        let subscription = shared.hub().subscribe(&request)?;
+        Ok(Self {
             commands: shared.subscribe_commands(),
             live: LiveConnection::open(&shared.stats),
-            cursor,
+            subscription,
             muzzle,
-        }
+        })
     }
 }
 
@@ -70,21 +83,19 @@ impl Accepted {
 pub(crate) async fn serve(socket: WebSocket, accepted: Accepted, shared: Arc<ServerShared>) {
     let Accepted {
         live,
-        cursor,
+        subscription,
         commands,
         muzzle,
     } = accepted;
-    let replay_overlap = shared.faults().replay_overlap;
-    let first_seq = shared
-        .feed
-        .first_seq(cursor, replay_overlap, shared.config.start_live);
+    let welcome = subscription.welcome();
     debug!(
         connection = live.number(),
-        first_seq,
-        resumed = cursor.is_some(),
+        reason = welcome.reason.as_str(),
+        from = welcome.from,
+        head = welcome.head,
         "feed connection open"
     );
-    FeedSession::new(live.number(), first_seq, shared)
+    FeedSession::new(live.number(), subscription, shared)
         .run(socket, commands, muzzle)
         .await;
     // Only now is the socket gone: uncount it.

@@ -1,11 +1,16 @@
-//! One WebSocket feed connection after its handshake: streams the feed from its first sequence
-//! number, answers client messages, and carries out faults and server-wide commands.
+//! One WebSocket feed connection after its handshake: sends the hub's welcome, then the
+//! subscription's messages (replay, then live), answers client messages, pings like the hub,
+//! and carries out faults and server-wide commands.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use resilient_ws_server::{
+    CLOSE_RESUME_IMPOSSIBLE, CLOSE_SHUTDOWN, CLOSE_SLOW_CONSUMER, Closed, Payload, Record,
+    Subscription,
+};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
@@ -24,24 +29,36 @@ type FeedSocket = WebSocket;
 const MAX_BATCH: u64 = 64;
 /// A client that never answers our close frame is dropped after this.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-const CLOSE_REASON: &str = "feed-server fault";
+const FAULT_CLOSE_REASON: &str = "feed-server fault";
 const APP_PONG: &str = r#"{"type":"pong"}"#;
 
 /// How the feed part of a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Ending {
     Drop,
-    Close(u16),
+    Close(u16, String),
     Silence,
     PeerGone,
+    /// No frame arrived within the ping timeout: dropped without a close frame, as the hub does.
+    Dead,
 }
 
 impl From<FaultAction> for Ending {
     fn from(action: FaultAction) -> Self {
         match action {
             FaultAction::Drop => Self::Drop,
-            FaultAction::Close(code) => Self::Close(code),
+            FaultAction::Close(code) => Self::Close(code, FAULT_CLOSE_REASON.into()),
             FaultAction::Silence => Self::Silence,
+        }
+    }
+}
+
+impl From<Closed> for Ending {
+    /// The hub's close codes and reasons.
+    fn from(why: Closed) -> Self {
+        match why {
+            Closed::SlowConsumer => Self::Close(CLOSE_SLOW_CONSUMER, "slow consumer".into()),
+            _ => Self::Close(CLOSE_SHUTDOWN, "server shutting down".into()),
         }
     }
 }
@@ -49,23 +66,43 @@ impl From<FaultAction> for Ending {
 enum Step {
     Command(Result<ConnectionCommand, RecvError>),
     Inbound(Option<Result<Message, axum::Error>>),
-    Send,
+    Ping,
+    Dead,
+    Ready(Result<(), Closed>),
 }
 
 pub(crate) struct FeedSession {
     connection: u64,
-    next_seq: u64,
-    /// Feed messages sent on this connection; fault thresholds count these.
+    subscription: Subscription,
+    /// The welcome frame, until it is written (it goes first).
+    welcome: Option<Utf8Bytes>,
+    /// A message taken from the subscription and not yet handed to the socket: kept here so
+    /// a cancelled write loses nothing.
+    pending: Option<Record>,
+    /// Feed messages sent on this connection; fault thresholds count these (not the welcome).
     sent: u64,
+    /// When the client must have sent a frame by (a ping is out), if one is.
+    dead_at: Option<Instant>,
     shared: Arc<ServerShared>,
 }
 
 impl FeedSession {
-    pub(crate) fn new(connection: u64, first_seq: u64, shared: Arc<ServerShared>) -> Self {
+    pub(crate) fn new(
+        connection: u64,
+        subscription: Subscription,
+        shared: Arc<ServerShared>,
+    ) -> Self {
+        let welcome = shared
+            .config
+            .welcome
+            .then(|| Utf8Bytes::from(subscription.welcome().to_json()));
         Self {
             connection,
-            next_seq: first_seq,
+            subscription,
+            welcome,
+            pending: None,
             sent: 0,
+            dead_at: None,
             shared,
         }
     }
@@ -90,9 +127,10 @@ impl FeedSession {
         }
         // Unsubscribe first: a closing connection is no longer "current" for server-wide commands.
         drop(commands);
+        drop(self.subscription);
         match ending {
-            Ending::Drop => drop_abruptly(socket),
-            Ending::Close(code) => close_with_code(socket, code).await,
+            Ending::Drop | Ending::Dead => drop_abruptly(socket),
+            Ending::Close(code, reason) => close_with_code(socket, code, reason).await,
             Ending::Silence | Ending::PeerGone => {}
         }
     }
@@ -102,6 +140,14 @@ impl FeedSession {
         socket: &mut FeedSocket,
         commands: &mut broadcast::Receiver<ConnectionCommand>,
     ) -> Ending {
+        let welcome = self.subscription.welcome();
+        if !self.shared.config.welcome && welcome.reason.is_discontinuity() {
+            // No welcome to say so: refused as the hub refuses it.
+            let reason = format!("resume impossible: {}", welcome.reason.as_str());
+            return Ending::Close(CLOSE_RESUME_IMPOSSIBLE, reason);
+        }
+        let interval = self.shared.config.ping_interval;
+        let mut ping_at = (!interval.is_zero()).then(|| Instant::now() + interval);
         loop {
             // Read every round, so faults changed at runtime apply to this connection at once.
             let faults = self.shared.faults();
@@ -111,31 +157,57 @@ impl FeedSession {
             let batch_limit = faults
                 .messages_before_fault(self.sent)
                 .map_or(MAX_BATCH, |left| left.min(MAX_BATCH));
-            let due = self.shared.feed.available_at(self.next_seq);
             let step = tokio::select! {
                 biased;
                 command = commands.recv() => Step::Command(command),
                 inbound = socket.next() => Step::Inbound(inbound),
-                () = sleep_until_due(due) => Step::Send,
+                () = sleep_until(self.dead_at) => Step::Dead,
+                () = sleep_until(ping_at) => Step::Ping,
+                ready = self.ready() => Step::Ready(ready),
             };
             let ending = match step {
                 Step::Command(command) => command_ending(command),
-                Step::Inbound(inbound) => self.handle_inbound(socket, inbound).await,
-                Step::Send => {
-                    // A client that stops reading blocks the send; commands must still get through.
+                Step::Inbound(inbound) => {
+                    // Any frame proves the client alive.
+                    self.dead_at = None;
+                    self.handle_inbound(socket, inbound).await
+                }
+                Step::Dead => Some(Ending::Dead),
+                Step::Ping => {
+                    ping_at = Some(Instant::now() + interval);
+                    if self.dead_at.is_none() {
+                        self.dead_at = Some(Instant::now() + self.shared.config.ping_timeout);
+                    }
                     tokio::select! {
                         biased;
                         command = commands.recv() => command_ending(command),
-                        sent = self.send_batch(socket, batch_limit) => {
+                        sent = socket.send(Message::Ping(Default::default())) => {
                             sent.err().map(|_| Ending::PeerGone)
                         }
                     }
                 }
+                Step::Ready(Err(why)) => Some(why.into()),
+                // A client that stops reading blocks the send; commands must still get through.
+                Step::Ready(Ok(())) => tokio::select! {
+                    biased;
+                    command = commands.recv() => command_ending(command),
+                    sent = self.send_batch(socket, batch_limit) => {
+                        sent.err().map(|_| Ending::PeerGone)
+                    }
+                },
             };
             if let Some(ending) = ending {
                 return ending;
             }
         }
+    }
+    /// Resolves when there is something to send: the welcome, or a message (taken from the
+    /// subscription into `pending`). Cancel-safe.
+    async fn ready(&mut self) -> Result<(), Closed> {
+        if self.welcome.is_none() && self.pending.is_none() {
+            self.pending = Some(self.subscription.next().await?);
+        }
+        Ok(())
     }
 
     async fn handle_inbound(
@@ -171,27 +243,50 @@ impl FeedSession {
         StatsCounters::count(&self.shared.stats.client_messages_received, 1);
         self.shared.received.record(ClientMessage {
             connection: self.connection,
-            received_ms: self.shared.feed.millis_since_start(),
+            received_ms: self.shared.millis_since_start(),
             payload,
         });
     }
 
-    /// Sends what is available, up to `limit` messages, then flushes. Progress is kept in `self`
-    /// as it goes, so a cancelled batch still counts what was handed to the socket.
+    /// Sends the welcome if it has not gone yet, then what is ready, up to `limit` messages,
+    /// then flushes. Progress is kept in `self` as it goes, so a cancelled batch loses nothing
+    /// and counts what was handed to the socket.
     async fn send_batch(&mut self, socket: &mut FeedSocket, limit: u64) -> Result<(), axum::Error> {
-        let feed = &self.shared.feed;
-        let head = feed.available_head(Instant::now());
-        let available = head.saturating_sub(self.next_seq.saturating_sub(1));
-        for _ in 0..available.min(limit) {
-            socket
-                .feed(Message::text(feed.message(self.next_seq)))
-                .await?;
-            feed.note_sent(self.next_seq);
+        if let Some(welcome) = self.welcome.clone() {
+            socket.feed(Message::Text(welcome)).await?;
+            self.welcome = None;
+        }
+        for _ in 0..limit {
+            let record = match self.pending.take() {
+                Some(record) => record,
+                // A closed subscription comes back on the next round (it stays closed).
+                None => match self.subscription.next().now_or_never() {
+                    Some(Ok(record)) => record,
+                    _ => break,
+                },
+            };
+            self.pending = Some(record.clone());
+            socket.feed(to_message(&record.payload)).await?;
+            self.pending = None;
             StatsCounters::count(&self.shared.stats.messages_sent, 1);
-            self.next_seq += 1;
             self.sent += 1;
         }
         socket.flush().await
+    }
+}
+
+/// The WebSocket message of a payload; the bytes are shared, not copied.
+fn to_message(payload: &Payload) -> Message {
+    match payload {
+        Payload::Text(text) => Message::Text(text.clone()),
+        Payload::Binary(bytes) => Message::Binary(bytes.clone()),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -199,16 +294,8 @@ fn command_ending(command: Result<ConnectionCommand, RecvError>) -> Option<Endin
     match command {
         Ok(ConnectionCommand::Drop) | Err(RecvError::Closed) => Some(Ending::Drop),
         Ok(ConnectionCommand::Silence) => Some(Ending::Silence),
-        Ok(ConnectionCommand::Close(code)) => Some(Ending::Close(code)),
+        Ok(ConnectionCommand::Close(code)) => Some(Ending::Close(code, FAULT_CLOSE_REASON.into())),
         Err(RecvError::Lagged(_)) => None,
-    }
-}
-
-async fn sleep_until_due(due: Option<Instant>) {
-    match due {
-        Some(instant) => tokio::time::sleep_until(instant).await,
-        // Past the end of the feed: nothing more will ever be due.
-        None => std::future::pending().await,
     }
 }
 
@@ -229,10 +316,10 @@ fn drop_abruptly(socket: FeedSocket) {
     drop(socket);
 }
 
-async fn close_with_code(mut socket: FeedSocket, code: u16) {
+async fn close_with_code(mut socket: FeedSocket, code: u16, reason: String) {
     let frame = CloseFrame {
         code,
-        reason: CLOSE_REASON.into(),
+        reason: reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
         if socket.send(Message::Close(Some(frame))).await.is_ok() {
