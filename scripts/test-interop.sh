@@ -58,6 +58,8 @@ if [ "$what" != browser ]; then
   step "rust suites (Rust API and rwscat)"
   cargo test -p resilient-ws-tests --test interop_fastapi --test interop_websockets \
     --test interop_ws --test interop_netns -- --nocapture "$@" || status=$?
+  step "the hub (resilient-ws-server) resumed by a Python websockets client"
+  cargo test -p resilient-ws-server --test interop_hub -- --nocapture "$@" || status=$?
 fi
 
 if [ "$what" != rust ]; then

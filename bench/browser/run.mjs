@@ -299,7 +299,8 @@ async function startFeedServer(args) {
   if (!existsSync(FEED_SERVER)) {
     throw new Error(`${FEED_SERVER} is missing: run ./scripts/bench.sh or ./scripts/bench-browser.sh (or cargo build --release -p resilient-ws-examples --bin feed-server)`);
   }
-  const child = track(spawn(FEED_SERVER, ['--listen', '127.0.0.1:0', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
+  // No welcome frame: the raw WebSocket baselines count every frame as a feed message.
+  const child = track(spawn(FEED_SERVER, ['--listen', '127.0.0.1:0', '--no-welcome', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = [];
   child.stderr.on('data', (chunk) => stderr.push(chunk));
   const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));

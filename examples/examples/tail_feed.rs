@@ -36,7 +36,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Some(Event::StateChanged { state, reason }) => eprintln!("[{state}] {reason}"),
                 Some(Event::CursorGap { last, received }) => {
-                    eprintln!("[discontinuity] nothing between #{last} and #{received}");
+                    eprintln!("[gap] nothing between #{last} and #{received}");
+                }
+                // The server lost its history, or no longer reaches back to our cursor:
+                // what follows does not continue what came before.
+                Some(Event::Discontinuity { epoch, reason, last_cursor, .. }) => {
+                    eprintln!("[discontinuity] {reason} after {last_cursor:?}; epoch {epoch}");
                 }
                 Some(other) => eprintln!("[event] {other:?}"),
                 None => break, // the session ended (failure cap reached, or closed)
