@@ -7,8 +7,8 @@
 #   ./scripts/bench.sh [--quick] [--only SUITES] [--no-browser] [--out FILE]
 #
 #   --quick        both parts scaled down, for a smoke run (a few minutes; do not commit its figures)
-#   --only SUITES  comma-separated, of receive,send,latency,memory,recovery,storm (native) and
-#                  browser; at least one native suite (the browser part alone:
+#   --only SUITES  comma-separated, of receive,send,latency,memory,recovery,storm,fanout
+#                  (native) and browser; at least one native suite (the browser part alone:
 #                  ./scripts/bench-browser.sh --out FILE)
 #   --no-browser   skip the browser part (the same as --only with every native suite)
 #   --out FILE     write FILE instead of BENCHMARKS.md

@@ -6,14 +6,17 @@
 //! ```
 //!
 //! Suites (one file each): `receive` and `send` (throughput.rs), `latency`, `memory`,
-//! `recovery`, `storm`; the receive table's peer clients are in peers.rs, its session-alone
-//! table in diagnose.rs. The servers are in servers.rs; this binary runs them in child
-//! processes of itself (`--serve`), and the memory suite's clients too (`--mem-client`).
+//! `recovery`, `storm`, `fanout`; the receive table's peer clients are in peers.rs, its
+//! session-alone table in diagnose.rs. The servers are in servers.rs (and the fan-out suite's
+//! in fanout_server.rs); this binary runs them in child processes of itself (`--serve`,
+//! `--serve-fanout`), and the memory suite's clients too (`--mem-client`).
 //! Benchmarks print figures; they assert nothing.
 #![forbid(unsafe_code)]
 
 mod clients;
 mod diagnose;
+mod fanout;
+mod fanout_server;
 mod latency;
 mod memory;
 mod peers;
@@ -31,9 +34,11 @@ use report::{Report, Table};
 const USAGE: &str = "usage: resilient-ws-bench [--quick] [--out FILE] [--only SUITE,...]
   --quick        scaled down, for a smoke run (under a minute)
   --out FILE     also write the report (Markdown) to FILE
-  --only SUITES  comma-separated: receive,send,latency,memory,recovery,storm";
+  --only SUITES  comma-separated: receive,send,latency,memory,recovery,storm,fanout";
 
-const SUITES: [&str; 6] = ["receive", "send", "latency", "memory", "recovery", "storm"];
+const SUITES: [&str; 7] = [
+    "receive", "send", "latency", "memory", "recovery", "storm", "fanout",
+];
 
 /// How big each suite runs.
 #[derive(Debug, Clone)]
@@ -127,6 +132,9 @@ fn main() {
     let child = match args.first().map(String::as_str) {
         Some("--serve") => Some(servers::serve_main(&args[1..]).map_err(|e| e.to_string())),
         Some("--mem-client") => Some(memory::client_main(&args[1..]).map_err(|e| e.to_string())),
+        Some("--serve-fanout") => {
+            Some(fanout_server::serve_main(&args[1..]).map_err(|e| e.to_string()))
+        }
         _ => None,
     };
     if let Some(result) = child {
@@ -217,6 +225,7 @@ fn run_suite(suite: &str, scale: &Scale) -> Vec<Table> {
             .iter()
             .map(|clients| storm::storm(*clients, scale))
             .collect(),
+        ("fanout", ..) => fanout::fanout(scale),
         _ => vec![Table::failed(suite, "unknown suite")],
     };
     // Sessions still closing are not waited for.
