@@ -7,8 +7,12 @@ import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
-/** The size budget of issue 4: wasm + JS, gzip. */
-export const BUDGET_BYTES = 24_000;
+/**
+ * The size budget, wasm + JS, gzip: 24,000 B from issue 4, raised to 25,400 B by issue 12 for
+ * epochs (the welcome, the epoch beside the cursor, the 'discontinuity' event: 1,207 B) and
+ * the core's shared-buffer message type (199 B).
+ */
+export const BUDGET_BYTES = 25_400;
 
 const gzipped = (bytes) => gzipSync(bytes, { level: 9 }).length;
 

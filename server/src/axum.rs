@@ -54,7 +54,11 @@ pub async fn handler(
     }
     // Counted from here, so a shutdown that starts during the upgrade waits for it.
     let guard = hub.open_connection();
-    upgrade.on_upgrade(move |socket| connection::serve(socket, hub, request, guard))
+    let buffer = hub.config().socket_buffer_size;
+    upgrade
+        .read_buffer_size(buffer)
+        .write_buffer_size(buffer)
+        .on_upgrade(move |socket| connection::serve(socket, hub, request, guard))
 }
 
 impl IntoResponse for ResumeQueryError {

@@ -55,6 +55,10 @@ pub struct HubConfig {
     /// protocol section). Without it, a resume that cannot be honoured is refused with
     /// close code [`CLOSE_RESUME_IMPOSSIBLE`](crate::CLOSE_RESUME_IMPOSSIBLE).
     pub welcome: bool,
+    /// The WebSocket read and write buffers of each connection, held for its whole life.
+    /// tungstenite's default (128 KiB) would cost an idle subscriber about 138 KB; messages
+    /// larger than the buffer are read in several calls.
+    pub socket_buffer_size: usize,
     /// Where a connection without a cursor starts.
     pub start: StartPoint,
     /// Where a connection whose cursor cannot be resumed (another epoch, too old, ahead)
@@ -77,6 +81,8 @@ impl HubConfig {
     pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
     /// Default of [`ping_timeout`](Self::ping_timeout): 10 s.
     pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of [`socket_buffer_size`](Self::socket_buffer_size): 4 KiB.
+    pub const DEFAULT_SOCKET_BUFFER_SIZE: usize = 4 << 10;
     /// Default of [`close_timeout`](Self::close_timeout): 5 s.
     pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 }
@@ -93,6 +99,7 @@ impl Default for HubConfig {
             ping_timeout: Self::DEFAULT_PING_TIMEOUT,
             close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
             welcome: true,
+            socket_buffer_size: Self::DEFAULT_SOCKET_BUFFER_SIZE,
             start: StartPoint::Oldest,
             on_discontinuity: StartPoint::Oldest,
         }
