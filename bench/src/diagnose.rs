@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::hint::black_box;
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use resilient_ws::{Event, Payload};
@@ -13,8 +12,8 @@ use crate::clients::BenchResult;
 use crate::report::{Table, thousands};
 use crate::servers::{FIRST_SEQ, payload};
 
-/// Messages per report: the bound of resilient-ws's socket task's batches.
-const REPORT_MESSAGES: usize = 32;
+/// Messages per round: the bound of resilient-ws's driver's reads per round.
+const ROUND_MESSAGES: usize = 256;
 
 /// A session that has opened its socket, with the socket's id and its clock's origin.
 fn open_session(cursor: bool) -> BenchResult<(Session, resilient_ws::ConnId, Instant)> {
@@ -39,40 +38,35 @@ fn open_session(cursor: bool) -> BenchResult<(Session, resilient_ws::ConnId, Ins
 }
 
 /// The session alone: ns per 64 B message through `handle_socket` and `poll_event`, fed in
-/// reports of 32 under a mutex and drained as the driver does, on one thread, no I/O.
+/// rounds of up to 256 and drained as the driver does (commands, events, timeout), on one
+/// thread, no I/O. The payloads are built beforehand, as the driver gets them from the socket.
 fn session_ns_per_message(n: usize, cursor: bool) -> BenchResult<f64> {
-    let (session, conn, origin) = open_session(cursor)?;
+    let (mut session, conn, origin) = open_session(cursor)?;
     let now = || Timestamp::from_duration(origin.elapsed());
-    let texts: Vec<String> = (0..n as u64).map(|i| payload(FIRST_SEQ + i, 64)).collect();
-    let session = Mutex::new(session);
+    let payloads: Vec<Payload> = (0..n as u64)
+        .map(|i| Payload::from(payload(FIRST_SEQ + i, 64)))
+        .collect();
     let mut pending = VecDeque::new();
     let mut delivered = 0usize;
-    let mut texts = texts.into_iter();
+    let mut payloads = payloads.into_iter();
     let start = Instant::now();
     loop {
-        let report: Vec<SocketEvent> = texts
-            .by_ref()
-            .take(REPORT_MESSAGES)
-            .map(|text| SocketEvent::Message(Payload::from(text)))
-            .collect();
-        if report.is_empty() {
+        let at = now();
+        let mut fed = 0;
+        for payload in payloads.by_ref().take(ROUND_MESSAGES) {
+            session.handle_socket(conn, SocketEvent::Message(payload), at);
+            fed += 1;
+        }
+        if fed == 0 {
             break;
         }
-        let at = now();
-        let mut locked = session.lock().unwrap_or_else(PoisonError::into_inner);
-        for event in report {
-            locked.handle_socket(conn, event, at);
-        }
-        drop(locked);
-        let mut locked = session.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(command) = locked.poll_control() {
+        while let Some(command) = session.poll_control() {
             black_box(command);
         }
-        while let Some(event) = locked.poll_event() {
+        while let Some(event) = session.poll_event() {
             pending.push_back(event);
         }
-        black_box(locked.poll_timeout());
-        drop(locked);
+        black_box(session.poll_timeout());
         while let Some(event) = pending.pop_front() {
             black_box(event);
             delivered += 1;
@@ -91,9 +85,10 @@ pub(crate) fn core_cost(scale: &Scale) -> Table {
     let mut table = Table::new(
         "1b. The session alone (no I/O)",
         format!(
-            "{} messages of 64 B fed to resilient-ws-core's `Session` in reports of 32 under a \
-             mutex, then drained (commands, events, timeout) into a queue, on one thread: the \
-             part of table 1's CPU ns/msg that is the core's. `size_of::<Event>()` = {} B.",
+            "{} messages of 64 B fed to resilient-ws-core's `Session` in rounds of 256, then \
+             drained (commands, events, timeout) into a queue, on one thread, as the driver \
+             does: the part of table 1's CPU ns/msg that is the core's. \
+             `size_of::<Event>()` = {} B.",
             thousands(n as f64),
             std::mem::size_of::<Event>()
         ),

@@ -1,6 +1,6 @@
 //! The fan-out suite's servers, each in a child process of its own (this binary with
 //! `--serve-fanout KIND ...`), so that the bench process's figures are its clients' alone and
-//! the server's resident set can be read from /proc/<pid>/status.
+//! the server's resident set can be read from `/proc/<pid>/status`.
 //!
 //! Two kinds of server publish the same messages:
 //! - `hub`: a [`resilient_ws_server::Hub`] mounted at `/feed` with `hub.router`, served by

@@ -83,6 +83,9 @@ struct Restart {
     lost: u64,
 }
 
+/// The stability window of the restart trials' client: short, so the trials stay short.
+const STABLE: Duration = Duration::from_millis(300);
+
 async fn restart_trials(
     downs: Vec<Duration>,
     repeats: usize,
@@ -94,6 +97,7 @@ async fn restart_trials(
         .cursor_field("seq")
         .resume_query("cursor")
         .max_failures(None)
+        .stability_window(STABLE)
         .connect()?;
     // The client's clock starts inside `connect()`: this is its origin to within µs.
     let origin = Instant::now();
@@ -103,6 +107,18 @@ async fn restart_trials(
         let mut trials = Vec::new();
         for _ in 0..repeats {
             let mut last_cursor = wait_flowing(&mut seen, 50).await?;
+            // Healthy before each restart: only a connection that outlived the stability
+            // window resets the backoff, so every trial starts from the first window.
+            tokio::time::sleep(STABLE).await;
+            while let Ok((_, event)) = seen.try_recv() {
+                if let Event::Message {
+                    cursor: Some(cursor),
+                    ..
+                } = event
+                {
+                    last_cursor = cursor.0;
+                }
+            }
             server.stop().await;
             tokio::time::sleep(down).await;
             server = LocalServer::start(port)?;
@@ -221,7 +237,8 @@ pub(crate) fn recovery(runtime: &Runtime, scale: &Scale) -> Vec<Table> {
         "5a. Recovery from a server restart",
         "The server (in-process, sending `{\"seq\":N}` every 2 ms) closes its listener and every \
          connection, stays down, then listens again; the client (default backoff: first \
-         window 250 ms, doubling) resumes with `?cursor=`. Recovery = listener back → first \
+         window 250 ms, doubling; stability window 300 ms, outlived before every restart, so \
+         each trial starts healthy) resumes with `?cursor=`. Recovery = listener back → first \
          resumed message; the backoff delay is the one chosen for the attempt that got \
          through; overhead = first resumed message − max(listener back, that attempt's \
          scheduled time: its `retry_at`): timer resolution (1 ms) and wake-up, connect, \

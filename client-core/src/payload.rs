@@ -266,7 +266,14 @@ impl fmt::Debug for Binary {
 
 impl From<Vec<u8>> for Binary {
     fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes.into())
+        #[cfg(feature = "bytes")]
+        {
+            Self(Bytes::from(bytes))
+        }
+        #[cfg(not(feature = "bytes"))]
+        {
+            Self(bytes)
+        }
     }
 }
 

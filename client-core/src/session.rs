@@ -202,7 +202,7 @@ impl Session {
     }
 
     /// Like [`send`](Self::send), for a driver that numbers messages itself: one that
-    /// admits them on another thread (with [`QueueBounds::admit`] against
+    /// admits them on another thread (with [`QueueBounds::admit`](crate::QueueBounds::admit) against
     /// [`queue_usage`](Self::queue_usage)) and hands them over in order. Ids must increase
     /// in the order sent; [`send`](Self::send) goes on after the highest.
     pub fn send_as(

@@ -139,6 +139,16 @@ impl Connection {
         room: bool,
         mut resume_url: impl FnMut(&str) -> Option<String>,
     ) -> Poll<Input> {
+        // The message path: an open socket reading on, without the span's bookkeeping.
+        if let Phase::Open(open) = &mut self.phase {
+            if open.opened_reported {
+                match open.poll_read(cx, room) {
+                    Poll::Ready(Read::Input(input)) => return Poll::Ready(input),
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Read::Closed(reason, close)) => self.say_goodbye(reason, close),
+                }
+            }
+        }
         let span = self.span.clone();
         let _entered = span.enter();
         loop {

@@ -141,12 +141,24 @@ impl EventChannel {
         if events.is_empty() {
             return;
         }
-        let mut queue = self.lock();
-        for event in events.drain(..) {
-            queue.push(event);
+        let mut guard = self.lock();
+        let queue = &mut *guard;
+        if queue.queue.is_empty() && !queue.closed {
+            // The application has taken everything: hand the whole batch over at once.
+            std::mem::swap(&mut queue.queue, events);
+            for event in &queue.queue {
+                if let Event::Message { payload, .. } = event {
+                    queue.messages += 1;
+                    queue.bytes += payload.len();
+                }
+            }
+        } else {
+            for event in events.drain(..) {
+                queue.push(event);
+            }
         }
         let consumer = queue.consumer.take();
-        drop(queue);
+        drop(guard);
         if let Some(waker) = consumer {
             waker.wake();
         }
