@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::error::SendJsonError;
 use crate::mailbox::{Mailbox, Request};
+use crate::sink::ClientSink;
 
 /// Extra time `close` waits beyond the close timeout for the driver to report the end.
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
@@ -69,6 +70,13 @@ impl Client {
             }
             room.await;
         }
+    }
+
+    /// The send side as a [`futures_util::Sink`] of payloads: it waits for room as
+    /// [`send_wait`](Self::send_wait) does, so `stream.forward(client.sink())` or
+    /// `sink.send_all(..)` never drops a message; see [`ClientSink`].
+    pub fn sink(&self) -> ClientSink {
+        ClientSink::new(self.clone(), Arc::clone(&self.mailbox.room))
     }
 
     /// Closes the session: flushes the queue, completes the close handshake, and returns

@@ -48,6 +48,7 @@ mod handshake;
 mod mailbox;
 mod request;
 mod retry_after;
+mod sink;
 mod socket;
 mod text;
 mod tls;
@@ -66,6 +67,7 @@ pub use resilient_ws_core::{
     Binary, CloseError, ConnId, Cursor, Disconnect, Event, Failure, MsgId, Payload, Probe, Reason,
     RetryAction, SendError, State, Stats, Text, Unsent,
 };
+pub use sink::ClientSink;
 pub use tls::TlsRoots;
 
 /// The README's examples, compiled as doctests so they cannot rot.

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
 use resilient_ws_core::{Cursor, MsgId, Payload, QueueBounds, QueueUsage, SendError, State, Stats};
@@ -30,7 +30,7 @@ pub(crate) struct Mailbox {
     inner: Mutex<Inner>,
     bounds: QueueBounds,
     /// Wakes every `send_wait`: the queue may have room, or the session stopped.
-    pub(crate) room: Notify,
+    pub(crate) room: Arc<Notify>,
     pub(crate) state: watch::Sender<State>,
     /// Live handles; at zero the driver closes the session and stops.
     handles: AtomicUsize,
@@ -67,7 +67,7 @@ impl Mailbox {
                 driver: None,
             }),
             bounds,
-            room: Notify::new(),
+            room: Arc::new(Notify::new()),
             state: watch::channel(state).0,
             handles: AtomicUsize::new(0),
         }

@@ -645,3 +645,71 @@ async fn send_wait_returns_when_the_session_stops() {
     proxy.shutdown().await;
     server.shutdown().await;
 }
+
+/// The sink forwards a whole stream through a queue of four while the peer stops reading:
+/// it waits for room instead of refusing, and every message arrives once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_forwards_a_stream_through_a_full_queue_without_dropping() {
+    use futures_util::{SinkExt, StreamExt, stream};
+    const STALL: Duration = Duration::from_millis(1_000);
+    let server = ScriptServer::start(Script::new(Behaviour::Accept {
+        then: vec![Step::Stall(STALL)],
+    }))
+    .await
+    .unwrap();
+    let (client, mut events) = builder(server.url("/feed"))
+        .queue(4, 1024 * 1024)
+        .connect()
+        .unwrap();
+    recv_until_open(&mut events).await;
+    let recorder = Recorder::spawn(events);
+    let filler = "x".repeat(64 * 1024);
+    let mut messages = stream::iter(0..200u32).map(|n| Ok(Payload::from(format!("{n}:{filler}"))));
+    let started = Instant::now();
+    let mut sink = client.sink();
+    timeout(LIMIT, sink.send_all(&mut messages))
+        .await
+        .expect("all handed to the queue")
+        .expect("the sink waits for room instead of refusing");
+    assert!(
+        started.elapsed() >= STALL / 2,
+        "12.5 MiB cannot all be queued while the peer does not read"
+    );
+    eventually("all arrived", LIMIT, || {
+        received_texts(&server).len() == 200
+    })
+    .await;
+    let numbers: Vec<u32> = received_texts(&server)
+        .iter()
+        .map(|text| text.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..200).collect::<Vec<u32>>());
+    assert!(unsent(&recorder).is_empty());
+    client.close(1000, "").await.unwrap();
+    server.shutdown().await;
+}
+
+/// A sink meeting a stopped session ends with the message handed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_hands_the_message_back_once_the_session_stops() {
+    use futures_util::SinkExt;
+    let server = listening_server().await;
+    let proxy = down_proxy(&server).await;
+    let (client, _events) = builder(format!("ws://{}/feed", proxy.addr()))
+        .queue(1, 1024)
+        .connect()
+        .unwrap();
+    let mut sink = client.sink();
+    sink.send(Payload::from("queued")).await.unwrap();
+    let waiting = tokio::spawn(async move { sink.send(Payload::from("waits")).await });
+    sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "a full queue makes it wait");
+    client.close(1000, "").await.unwrap();
+    let result = timeout(LIMIT, waiting).await.expect("woken").unwrap();
+    assert!(
+        matches!(&result, Err(SendError::NotRunning { payload }) if *payload == Payload::from("waits")),
+        "{result:?}"
+    );
+    proxy.shutdown().await;
+    server.shutdown().await;
+}
