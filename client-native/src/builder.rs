@@ -32,10 +32,10 @@ pub const DEFAULT_IO_BUFFER: usize = 4 * 1024;
 pub const DEFAULT_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// Default largest inbound message.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
-/// Default number of events buffered for the application.
-pub const DEFAULT_EVENT_BUFFER: usize = 256;
+/// Default number of messages buffered for the application.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
 /// Default bytes of messages buffered for the application.
-pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 64 * 1024;
+pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Builds a [`Client`]. Start with [`Client::builder`](crate::Client::builder); every
 /// setting has a default listed in the README.
@@ -291,16 +291,16 @@ impl ClientBuilder {
         self
     }
 
-    /// Events buffered for the application before the client stops reading the socket
-    /// (default 256). The application takes them a burst at a time, so up to twice as
-    /// many may be in memory.
+    /// Messages buffered for the application before the client stops reading the socket
+    /// (default 1,024; state changes and other events are not counted). The application
+    /// takes them a burst at a time, so up to twice as many may be in memory.
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events.max(1);
         self
     }
 
     /// Bytes of messages buffered for the application before the client stops reading
-    /// the socket (default 64 KiB; a larger message still goes through, alone). Like
+    /// the socket (default 256 KiB; a larger message still goes through, alone). Like
     /// [`event_buffer`](Self::event_buffer), whichever bound is reached first.
     pub fn event_buffer_bytes(mut self, bytes: usize) -> Self {
         self.event_buffer_bytes = bytes.max(1);

@@ -27,7 +27,10 @@ use crate::writer::Outbound;
 const MAX_ROUNDS: usize = 32;
 
 /// Messages read in one round at most, so the application gets them in bounded batches.
-const MAX_READS_PER_ROUND: usize = 256;
+const MAX_READS_PER_ROUND: usize = 1024;
+
+/// Room for events and requests kept while idle, at most: a burst's buffers go with it.
+const KEEP_WHILE_IDLE: usize = 32;
 
 pub(crate) struct Driver {
     session: Session,
@@ -293,6 +296,16 @@ impl Driver {
         }
     }
 
+    /// Nothing to do until woken: an idle connection keeps no room for the last burst.
+    fn release_idle_buffers(&mut self) {
+        if self.outgoing.capacity() > KEEP_WHILE_IDLE {
+            self.outgoing = VecDeque::new();
+        }
+        if self.requests.capacity() > KEEP_WHILE_IDLE {
+            self.requests = VecDeque::new();
+        }
+    }
+
     fn finished(&self) -> bool {
         self.session.state().is_terminal() && self.mailbox.handles_left() == 0
     }
@@ -311,6 +324,7 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             if !busy {
+                this.release_idle_buffers();
                 return Poll::Pending;
             }
         }

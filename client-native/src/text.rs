@@ -5,26 +5,25 @@
 //! (checked, or made from a `str`, when it was built). Moving a buffer from one to the
 //! other needs no second check, which for large messages would cost as much as the read.
 //!
-//! Large messages are handed on as they are: they share tungstenite's read buffer. Small
-//! ones are copied into a batch buffer instead. Every message that shares the read buffer
-//! shares its reference count too, which the driver's thread raises as it reads and the
-//! application's thread lowers as it drops messages: for a stream of small messages that
-//! one counter would bounce between the two cores on every message, costing more than the
-//! copy. A batch buffer is written by the driver only until it is full, so the application
-//! releases it without contention.
+//! Messages are copied into batch buffers rather than handed on sharing tungstenite's read
+//! buffer, as measured (BENCHMARKS.md, table 1). A message that shares the read buffer
+//! keeps all of it alive until the application drops it, so tungstenite allocates a fresh
+//! one for the frames after it, and the application's thread frees them; and every such
+//! message shares one reference count, which the driver's thread raises as it reads and the
+//! application's lowers as it drops, bouncing between the two cores. Sharing cost 10,295 ns
+//! per 16 KiB message against 7,858 for the copy, and no less at 64 B. A batch buffer holds
+//! the messages of one read batch (a larger message gets its own), is written by the driver
+//! only until it is full, and is freed as a whole.
 
 use resilient_ws_core::{Binary, Payload, Text};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use bytes::BytesMut;
 
-/// Messages up to this size are copied into the batch buffer.
-const COPY_AT_MOST: usize = 512;
+/// The batch buffer's size; a larger message gets a buffer of its own size.
+const BATCH_BUFFER: usize = 64 * 1024;
 
-/// The batch buffer's size: the small messages of one read batch.
-const BATCH_BUFFER: usize = 16 * 1024;
-
-/// Copies small messages into batch buffers; holds nothing while the socket is idle.
+/// Copies messages into batch buffers; holds none while the socket is idle.
 #[derive(Debug, Default)]
 pub(crate) struct Payloads {
     batch: BytesMut,
@@ -35,15 +34,14 @@ impl Payloads {
     pub(crate) fn of(&mut self, message: Message) -> Payload {
         match message {
             Message::Text(text) => {
-                let bytes = self.share_or_copy(text.into());
+                let bytes = self.copy(text.into());
                 // SAFETY: the bytes are those of a `Utf8Bytes`, which holds valid UTF-8
-                // (tungstenite checks every text frame it reads), copied or passed on
-                // unchanged.
+                // (tungstenite checks every text frame it reads), copied unchanged.
                 #[allow(unsafe_code)]
                 let text = unsafe { Text::from_utf8_unchecked(bytes) };
                 Payload::Text(text)
             }
-            other => Payload::Binary(Binary::from(self.share_or_copy(other.into_data()))),
+            other => Payload::Binary(Binary::from(self.copy(other.into_data()))),
         }
     }
 
@@ -53,12 +51,9 @@ impl Payloads {
         self.batch = BytesMut::new();
     }
 
-    fn share_or_copy(&mut self, bytes: Bytes) -> Bytes {
-        if bytes.len() > COPY_AT_MOST {
-            return bytes;
-        }
+    fn copy(&mut self, bytes: Bytes) -> Bytes {
         if self.batch.capacity() < bytes.len() {
-            self.batch = BytesMut::with_capacity(BATCH_BUFFER);
+            self.batch = BytesMut::with_capacity(BATCH_BUFFER.max(bytes.len()));
         }
         self.batch.extend_from_slice(&bytes);
         self.batch.split().freeze()
