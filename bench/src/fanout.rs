@@ -210,9 +210,9 @@ fn throughput_and_memory(runtime: &Runtime, sizes: &Sizes) -> (Table, Table) {
         format!(
             "The same server processes: (VmRSS of the server with N idle subscribers \
              connected, after one warm-up message reached all and {} s settled − VmRSS before \
-             the first connected) ÷ N. Both servers use their WebSocket library's default \
-             buffers (axum 0.8 / tungstenite 0.29 for the hub, tokio-tungstenite 0.30 for the \
-             baselines: 128 KiB read and write buffers).",
+             the first connected) ÷ N. The hub's connections use its 4 KiB socket buffers \
+             (`HubConfig::socket_buffer_size`); the baselines, tokio-tungstenite 0.30's \
+             defaults (128 KiB read and write buffers).",
             SETTLE.as_secs_f64()
         ),
         &[
