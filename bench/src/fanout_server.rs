@@ -161,14 +161,7 @@ impl FanoutServer {
 
     /// The child's resident set (VmRSS), in KiB.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        crate::system::rss_kib_of(&self.child.id().to_string())
     }
 
     /// Sends one command and returns the answer's fields after `expect`.

@@ -62,7 +62,12 @@ fn meminfo_kb(field: &str) -> Option<u64> {
 
 /// This process's resident set, in KiB (`VmRSS` of /proc/self/status).
 pub(crate) fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    rss_kib_of("self")
+}
+
+/// A process's resident set, in KiB: `VmRSS` of `/proc/<pid>/status` (`"self"` for this one).
+pub(crate) fn rss_kib_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find(|line| line.starts_with("VmRSS:"))?
