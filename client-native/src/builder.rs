@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
+use crate::baton::Baton;
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::driver::Driver;
@@ -368,16 +369,17 @@ impl ClientBuilder {
             self.event_buffer_bytes,
         ));
         let client = Client::new(Arc::clone(&mailbox), close_timeout);
-        let events = Events::new(Arc::clone(&channel));
         let driver = Driver::new(
             session,
             clock,
             mailbox,
-            channel,
+            Arc::clone(&channel),
             Arc::new(settings),
             span.clone(),
         );
-        runtime.spawn(driver.instrument(span));
+        let baton = Baton::new(driver, runtime.clone());
+        runtime.spawn(baton.background().instrument(span));
+        let events = Events::new(channel, baton);
         Ok((client, events))
     }
 }

@@ -132,17 +132,19 @@ impl Connection {
     /// prove the connection alive) and holds that message, reporting a backlog, so the
     /// heartbeat does not mistake the application's slowness for a dead connection.
     /// `resume_url` adds the session's resume parameter to a provided URL (`None`: the
-    /// session released this attempt).
+    /// session released this attempt). The open socket's reads register `reader`;
+    /// everything else (provider, handshake, timers, goodbyes) registers `cx`.
     pub(crate) fn poll_input(
         &mut self,
         cx: &mut Context<'_>,
+        reader: &mut Context<'_>,
         room: bool,
         mut resume_url: impl FnMut(&str) -> Option<String>,
     ) -> Poll<Input> {
         // The message path: an open socket reading on, without the span's bookkeeping.
         if let Phase::Open(open) = &mut self.phase {
             if open.opened_reported {
-                match open.poll_read(cx, room) {
+                match open.poll_read(cx, reader, room) {
                     Poll::Ready(Read::Input(input)) => return Poll::Ready(input),
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Read::Closed(reason, close)) => self.say_goodbye(reason, close),
@@ -197,7 +199,7 @@ impl Connection {
                         open.opened_reported = true;
                         return Poll::Ready(Input::Opened);
                     }
-                    match open.poll_read(cx, room) {
+                    match open.poll_read(cx, reader, room) {
                         Poll::Ready(Read::Input(input)) => return Poll::Ready(input),
                         Poll::Ready(Read::Closed(reason, close)) => self.say_goodbye(reason, close),
                         Poll::Pending => return Poll::Pending,
@@ -288,7 +290,12 @@ enum Read {
 }
 
 impl Open {
-    fn poll_read(&mut self, cx: &mut Context<'_>, room: bool) -> Poll<Read> {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut Context<'_>,
+        room: bool,
+    ) -> Poll<Read> {
         if let Some(held) = self.held.take_if(|_| room) {
             if std::mem::take(&mut self.backlog) {
                 self.held = Some(held);
@@ -306,7 +313,7 @@ impl Open {
             // Waiting for room (the driver is woken when there is).
             return Poll::Pending;
         }
-        let Poll::Ready(read) = self.ws.poll_next_unpin(cx) else {
+        let Poll::Ready(read) = self.ws.poll_next_unpin(reader) else {
             self.payloads.end_batch();
             return Poll::Pending;
         };

@@ -1,14 +1,15 @@
-//! The driver: the one task that owns the session and its socket.
+//! The driver: the session and its socket, and the rounds of work that carry out what
+//! the session decides. It has one owner at a time (see `baton`): the background task,
+//! or the application's task while it waits for events.
 //!
-//! Each time it is polled it works in rounds until a round changes nothing: it hands the
-//! session what the application asked for, fires the timer, reads what the socket has
-//! (messages only while the application's channel has room), carries out the session's
-//! commands (open, abort, frames for the writer), writes, and hands the events to the
-//! application in one batch. The session is `&mut`, never behind a lock; the clock is
-//! read once per round. It holds no policy: every decision is the session's.
+//! Each run works in rounds until a round changes nothing: it hands the session what the
+//! application asked for, reads what the socket has (messages only while the
+//! application's channel has room), fires the timer, carries out the session's commands
+//! (open, abort, frames for the writer), writes, and hands the events to the application
+//! in one batch. The session is `&mut`; the clock is read once per round. It holds no
+//! policy: every decision is the session's.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -32,6 +33,17 @@ const MAX_READS_PER_ROUND: usize = 1024;
 /// Room for events and requests kept while idle, at most: a burst's buffers go with it.
 const KEEP_WHILE_IDLE: usize = 32;
 
+/// Whose task a run is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// The spawned task: woken by timers, requests, writes, and the socket while the
+    /// application is busy.
+    Background,
+    /// The application's task, in its `poll_next`: it takes the events as soon as the run
+    /// ends, so it needs no wake-up and no look past a full channel.
+    Application,
+}
+
 pub(crate) struct Driver {
     session: Session,
     clock: Clock,
@@ -47,6 +59,8 @@ pub(crate) struct Driver {
     outgoing: VecDeque<Event>,
     /// The last state reported to the handles.
     reported_state: State,
+    /// The socket gave something since the last `take_read_any`.
+    read_any: bool,
     close_requested_on_drop: bool,
     span: tracing::Span,
 }
@@ -73,13 +87,41 @@ impl Driver {
             requests: VecDeque::new(),
             outgoing: VecDeque::new(),
             reported_state,
+            read_any: false,
             close_requested_on_drop: false,
             span,
         }
     }
 
+    /// Works in rounds until one changes nothing; `Ready` once the session is over and
+    /// no handle is left. `cx` wakes the background task; `reader` is the socket's read
+    /// waker, which wakes whichever task should read.
+    pub(crate) fn run(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut Context<'_>,
+        runner: Runner,
+    ) -> Poll<()> {
+        let _entered = (runner == Runner::Application).then(|| self.span.clone().entered());
+        for _ in 0..MAX_ROUNDS {
+            let busy = self.round(cx, reader, runner);
+            if self.finished() {
+                self.connection = None;
+                self.events.finish();
+                return Poll::Ready(());
+            }
+            if !busy {
+                self.release_idle_buffers();
+                return Poll::Pending;
+            }
+        }
+        // Still busy: the background task goes on after the runtime's other tasks ran.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
     /// One round; whether it changed anything.
-    fn round(&mut self, cx: &mut Context<'_>) -> bool {
+    fn round(&mut self, cx: &mut Context<'_>, reader: &mut Context<'_>, runner: Runner) -> bool {
         let now = self.clock.now();
         let mut busy = self.take_requests(cx, now);
         if self.mailbox.handles_left() == 0
@@ -90,15 +132,16 @@ impl Driver {
             let _ = self.session.close(1000, "", now);
             busy = true;
         }
+        // Read before the timer: what arrived counts before a deadline is judged.
+        busy |= self.read(cx, reader, runner, now);
         if self.armed_for.is_some() && self.timer.as_mut().poll(cx).is_ready() {
             self.armed_for = None;
             self.session.handle_timeout(now);
             busy = true;
         }
-        busy |= self.read(cx, now);
         busy |= self.carry_out_commands();
         busy |= self.write(cx, now);
-        self.publish();
+        self.publish(runner);
         self.arm_timer(now);
         busy
     }
@@ -129,8 +172,16 @@ impl Driver {
         true
     }
 
-    /// Reads what the socket has, up to a batch, and feeds it to the session.
-    fn read(&mut self, cx: &mut Context<'_>, now: Timestamp) -> bool {
+    /// Reads what the socket has, up to a batch, and feeds it to the session. On the
+    /// background task a full channel still lets control frames through and reports the
+    /// message waiting behind them; the application takes its events right after.
+    fn read(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut Context<'_>,
+        runner: Runner,
+        now: Timestamp,
+    ) -> bool {
         let Some(connection) = self.connection.as_mut() else {
             return false;
         };
@@ -144,9 +195,13 @@ impl Driver {
         let mut busy = false;
         let mut ended = None;
         for _ in 0..MAX_READS_PER_ROUND {
+            if runner == Runner::Application && room.is_empty() {
+                break;
+            }
             let session = &self.session;
-            let input =
-                connection.poll_input(cx, !room.is_empty(), |url| session.resume_url(conn, url));
+            let input = connection.poll_input(cx, reader, !room.is_empty(), |url| {
+                session.resume_url(conn, url)
+            });
             let Poll::Ready(input) = input else { break };
             busy = true;
             let event = match input {
@@ -164,6 +219,7 @@ impl Driver {
             };
             self.session.handle_socket(conn, event, now);
         }
+        self.read_any |= busy;
         if let Some(disconnect) = ended {
             if let Some(connection) = self.connection.take() {
                 // Before the end, so a session that stops at it hands them back before
@@ -260,7 +316,7 @@ impl Driver {
     }
 
     /// Hands the session's events to the application and its status to the handles.
-    fn publish(&mut self) {
+    fn publish(&mut self, runner: Runner) {
         let mut state_changed = false;
         while let Some(event) = self.session.poll_event() {
             if let Event::StateChanged { state, reason } = &event {
@@ -277,7 +333,8 @@ impl Driver {
             self.session.last_cursor(),
             state_changed.then_some(&self.reported_state),
         );
-        self.events.deliver(&mut self.outgoing);
+        self.events
+            .deliver(&mut self.outgoing, runner == Runner::Background);
     }
 
     /// Arms the timer for the session's next deadline. A later deadline keeps the armed
@@ -306,31 +363,13 @@ impl Driver {
         }
     }
 
+    /// Whether the socket gave anything since the last call.
+    pub(crate) fn take_read_any(&mut self) -> bool {
+        std::mem::take(&mut self.read_any)
+    }
+
     fn finished(&self) -> bool {
         self.session.state().is_terminal() && self.mailbox.handles_left() == 0
-    }
-}
-
-impl Future for Driver {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        for _ in 0..MAX_ROUNDS {
-            let busy = this.round(cx);
-            if this.finished() {
-                this.connection = None;
-                this.events.finish();
-                return Poll::Ready(());
-            }
-            if !busy {
-                this.release_idle_buffers();
-                return Poll::Pending;
-            }
-        }
-        // Still busy: let the runtime's other tasks run, then go on.
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 

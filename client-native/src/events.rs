@@ -11,6 +11,8 @@ use futures_util::Stream;
 use resilient_ws_core::{Cursor, Event, Payload};
 use serde::de::DeserializeOwned;
 
+use crate::baton::Baton;
+
 /// Room for events kept between bursts, at most: the channel and the stream swap their
 /// buffers, so this bounds both.
 const KEEP_WHILE_IDLE: usize = 32;
@@ -20,18 +22,20 @@ const KEEP_WHILE_IDLE: usize = 32;
 /// client reading messages from the socket, so memory stays flat.
 ///
 /// It ends once the session has stopped and every [`Client`](crate::Client) handle is gone.
-#[derive(Debug)]
 pub struct Events {
     channel: Arc<EventChannel>,
+    /// The driver, run on this task while it waits for events and nothing else has them.
+    baton: Arc<Baton>,
     /// The events taken from the channel and not read yet: all of them at once, so the
     /// lock is taken once per burst, not once per event.
     ready: VecDeque<Event>,
 }
 
 impl Events {
-    pub(crate) fn new(channel: Arc<EventChannel>) -> Self {
+    pub(crate) fn new(channel: Arc<EventChannel>, baton: Arc<Baton>) -> Self {
         Self {
             channel,
+            baton,
             ready: VecDeque::new(),
         }
     }
@@ -49,11 +53,17 @@ impl Events {
             // A burst is over: an idle connection keeps no room for the next one.
             self.ready = VecDeque::new();
         }
-        match self.channel.poll_take(&mut self.ready, cx) {
-            Poll::Ready(true) => Poll::Ready(self.ready.pop_front()),
-            Poll::Ready(false) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        self.baton.application_busy();
+        if let Poll::Ready(more) = self.channel.poll_take(&mut self.ready, None) {
+            return Poll::Ready(more.then(|| self.ready.pop_front()).flatten());
         }
+        // Nothing waits: read the socket on this task.
+        self.baton.run_inline();
+        let taken = self.channel.poll_take(&mut self.ready, Some(cx));
+        if taken.is_pending() {
+            self.baton.application_waits(cx.waker());
+        }
+        taken.map(|more| more.then(|| self.ready.pop_front()).flatten())
     }
 
     /// Decodes every message as JSON into `T`. A message that does not decode is reported
@@ -78,6 +88,7 @@ impl Drop for Events {
     /// Nobody reads the events any more: stop keeping them, and let the driver read on.
     fn drop(&mut self) {
         self.channel.close();
+        self.baton.application_gone();
     }
 }
 
@@ -136,8 +147,9 @@ impl EventChannel {
         room
     }
 
-    /// For the driver: hands `events` over, emptying it, and wakes the application.
-    pub(crate) fn deliver(&self, events: &mut VecDeque<Event>) {
+    /// For the driver: hands `events` over, emptying it, and wakes the application unless
+    /// it is the application's own task that ran the driver.
+    pub(crate) fn deliver(&self, events: &mut VecDeque<Event>, wake: bool) {
         if events.is_empty() {
             return;
         }
@@ -156,6 +168,9 @@ impl EventChannel {
             for event in events.drain(..) {
                 queue.push(event);
             }
+        }
+        if !wake {
+            return;
         }
         let consumer = queue.consumer.take();
         drop(guard);
@@ -177,14 +192,17 @@ impl EventChannel {
     }
 
     /// For [`Events`]: swaps every waiting event into the empty `into` and wakes the
-    /// driver if it waits for room. `Ready(false)` once the stream has ended.
-    fn poll_take(&self, into: &mut VecDeque<Event>, cx: &Context<'_>) -> Poll<bool> {
+    /// driver if it waits for room. `Ready(false)` once the stream has ended; when
+    /// nothing waits, `cx` (if any) is woken once something does.
+    fn poll_take(&self, into: &mut VecDeque<Event>, cx: Option<&Context<'_>>) -> Poll<bool> {
         let mut queue = self.lock();
         if queue.queue.is_empty() {
             if queue.finished {
                 return Poll::Ready(false);
             }
-            store_waker(&mut queue.consumer, cx);
+            if let Some(cx) = cx {
+                store_waker(&mut queue.consumer, cx);
+            }
             return Poll::Pending;
         }
         std::mem::swap(&mut queue.queue, into);
@@ -290,6 +308,15 @@ pub(crate) fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
         .is_some_and(|waker| waker.will_wake(cx.waker()))
     {
         *slot = Some(cx.waker().clone());
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("channel", &self.channel)
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
     }
 }
 

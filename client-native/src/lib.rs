@@ -36,6 +36,7 @@
 // as UTF-8 to the session without checking it again (see `text`).
 #![deny(unsafe_code)]
 
+mod baton;
 mod builder;
 mod burst;
 mod client;
