@@ -68,9 +68,13 @@ impl Liveness {
         }
     }
 
-    pub(crate) fn on_inbound(&mut self, now: Timestamp) {
+    /// Something arrived at `now`; whether that moved the heartbeat's deadline (not for
+    /// the second of a batch read at one time).
+    pub(crate) fn on_inbound(&mut self, now: Timestamp) -> bool {
+        let moved = self.last_inbound != now || self.probe_sent_at.is_some();
         self.last_inbound = now;
         self.probe_sent_at = None;
+        moved
     }
 
     /// Records a probe. The first unanswered probe keeps counting: extra probes (from

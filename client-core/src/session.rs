@@ -395,6 +395,17 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// Moves every event [`poll_event`](Self::poll_event) would return, in order, to the
+    /// back of `into`: for a driver that hands events over in batches. When `into` is
+    /// empty the two buffers are swapped, so a batch of messages is not moved one by one.
+    pub fn drain_events(&mut self, into: &mut VecDeque<Event>) {
+        if into.is_empty() {
+            core::mem::swap(&mut self.events, into);
+        } else {
+            into.extend(self.events.drain(..));
+        }
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout) next, and why; never earlier
     /// than the latest time seen, so a driver loop cannot spin on a deadline in the past.
     pub fn poll_timeout(&self) -> Option<(Timestamp, Timer)> {
@@ -636,8 +647,9 @@ impl Session {
         else {
             return false;
         };
-        liveness.on_inbound(now);
-        self.arm_heartbeat();
+        if liveness.on_inbound(now) {
+            self.arm_heartbeat();
+        }
         true
     }
 

@@ -318,13 +318,14 @@ impl Driver {
     /// Hands the session's events to the application and its status to the handles.
     fn publish(&mut self, runner: Runner) {
         let mut state_changed = false;
-        while let Some(event) = self.session.poll_event() {
-            if let Event::StateChanged { state, reason } = &event {
+        let known = self.outgoing.len();
+        self.session.drain_events(&mut self.outgoing);
+        for event in self.outgoing.range(known..) {
+            if let Event::StateChanged { state, reason } = event {
                 self.span.in_scope(|| log_state(state, reason));
                 self.reported_state = state.clone();
                 state_changed = true;
             }
-            self.outgoing.push_back(event);
         }
         // The status first: an application that sees an event sees the counters after it.
         self.mailbox.report(

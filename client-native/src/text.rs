@@ -5,25 +5,32 @@
 //! (checked, or made from a `str`, when it was built). Moving a buffer from one to the
 //! other needs no second check, which for large messages would cost as much as the read.
 //!
-//! Messages are copied into batch buffers rather than handed on sharing tungstenite's read
-//! buffer, as measured (BENCHMARKS.md, table 1). A message that shares the read buffer
-//! keeps all of it alive until the application drops it, so tungstenite allocates a fresh
-//! one for the frames after it, and the application's thread frees them; and every such
-//! message shares one reference count, which the driver's thread raises as it reads and the
-//! application's lowers as it drops, bouncing between the two cores. Sharing cost 10,295 ns
-//! per 16 KiB message against 7,858 for the copy, and no less at 64 B. A batch buffer holds
-//! the messages of one read batch (a larger message gets its own), is written by the driver
-//! only until it is full, and is freed as a whole.
+//! Small messages are copied into batch buffers rather than handed on sharing
+//! tungstenite's read buffer. A message that shares the read buffer keeps all of it alive
+//! until the application drops it, so tungstenite allocates a fresh one for the frames
+//! after it, and every message of a read raises and lowers one reference count. Measured
+//! at 64 B with the application's task reading (alternating runs of one build with a
+//! switch between the two): about 330 ns per message shared, 260 copied. A batch buffer
+//! holds the messages of one read batch, is written only until it is full, and is freed
+//! as a whole.
+//!
+//! Messages of [`SHARE_FROM`] bytes or more are handed on: one of them fills a read buffer
+//! of its own in tungstenite anyway, and the copy is what costs (16 KiB: about 6,000 ns
+//! per message shared, 7,100 copied, in the same runs).
 
 use resilient_ws_core::{Binary, Payload, Text};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use bytes::BytesMut;
 
-/// The batch buffer's size; a larger message gets a buffer of its own size.
+/// The batch buffer's size.
 const BATCH_BUFFER: usize = 64 * 1024;
 
-/// Copies messages into batch buffers; holds none while the socket is idle.
+/// Messages at least this large keep tungstenite's buffer instead of a copy: the size of
+/// its reads (`DEFAULT_IO_BUFFER`), so such a message filled a buffer of its own.
+const SHARE_FROM: usize = 4 * 1024;
+
+/// Copies small messages into batch buffers; holds none while the socket is idle.
 #[derive(Debug, Default)]
 pub(crate) struct Payloads {
     batch: BytesMut,
@@ -52,8 +59,11 @@ impl Payloads {
     }
 
     fn copy(&mut self, bytes: Bytes) -> Bytes {
+        if bytes.len() >= SHARE_FROM {
+            return bytes;
+        }
         if self.batch.capacity() < bytes.len() {
-            self.batch = BytesMut::with_capacity(BATCH_BUFFER.max(bytes.len()));
+            self.batch = BytesMut::with_capacity(BATCH_BUFFER);
         }
         self.batch.extend_from_slice(&bytes);
         self.batch.split().freeze()
