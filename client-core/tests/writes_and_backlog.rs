@@ -181,3 +181,69 @@ fn without_data_waiting_a_dead_connection_is_found_in_time() {
     session.handle_timeout(ms(150));
     assert!(matches!(session.state(), State::Reconnecting { .. }));
 }
+
+#[test]
+fn drain_events_keeps_the_order_whether_it_swaps_or_appends() {
+    let (mut session, conn) = open_session(config());
+    let mut into = std::collections::VecDeque::new();
+    session.drain_events(&mut into);
+    assert!(
+        matches!(
+            into.back(),
+            Some(Event::StateChanged {
+                state: State::Open,
+                ..
+            })
+        ),
+        "the open's state change: {into:?}"
+    );
+    // Into a non-empty queue: appended behind what it holds.
+    for text in ["1", "2"] {
+        session.handle_socket(conn, SocketEvent::Message(Payload::from(text)), ms(5));
+    }
+    session.drain_events(&mut into);
+    // Into an empty one: swapped in whole.
+    let mut later = std::collections::VecDeque::new();
+    session.handle_socket(conn, SocketEvent::Message(Payload::from("3")), ms(6));
+    session.drain_events(&mut later);
+    let texts: Vec<String> = into
+        .iter()
+        .chain(&later)
+        .filter_map(|event| match event {
+            Event::Message { payload, .. } => payload.as_text().map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["1", "2", "3"]);
+    assert!(session.poll_event().is_none(), "nothing is left behind");
+}
+
+/// Messages read at one time move the heartbeat's deadline once; an answer that comes at
+/// the very time of the probe still counts (the probe's deadline goes).
+#[test]
+fn inbound_at_one_time_sets_the_heartbeat_deadline_from_that_time() {
+    let (mut session, conn) = open_session(config());
+    for _ in 0..3 {
+        session.handle_socket(conn, SocketEvent::Message(Payload::from("m")), ms(10));
+    }
+    assert_eq!(session.poll_timeout().map(|(at, _)| at), Some(ms(110)));
+    session.handle_timeout(ms(110));
+    assert!(
+        std::iter::from_fn(|| session.poll_command())
+            .any(|command| matches!(command, Command::Ping { .. })),
+        "the heartbeat probes at 110"
+    );
+    assert_eq!(
+        session.poll_timeout().map(|(at, _)| at),
+        Some(ms(160)),
+        "the probe's deadline"
+    );
+    session.handle_socket(conn, SocketEvent::Pong, ms(110));
+    assert_eq!(
+        session.poll_timeout().map(|(at, _)| at),
+        Some(ms(210)),
+        "the answer at 110 moves the deadline to 110 + interval"
+    );
+    session.handle_timeout(ms(160));
+    assert_eq!(session.state(), &State::Open, "not found dead at 160");
+}
