@@ -40,7 +40,7 @@ impl Baton {
     pub(crate) fn new(driver: Driver, runtime: Handle) -> Arc<Self> {
         let background = Arc::new(BackgroundWake::default());
         let reader = Arc::new(ReaderWake {
-            waiting: AtomicU8::new(Reader::BUSY),
+            application_state: AtomicU8::new(BUSY),
             application: AtomicWaker::new(),
             background: Arc::clone(&background),
         });
@@ -82,19 +82,21 @@ impl Baton {
     /// The application now waits in `poll_next`: the socket wakes it, with `waker`.
     pub(crate) fn application_waits(&self, waker: &Waker) {
         self.reader.application.register(waker);
-        self.reader.waiting.store(Reader::WAITING, Ordering::SeqCst);
+        self.reader
+            .application_state
+            .store(WAITING, Ordering::SeqCst);
     }
 
     /// The application was woken, or got events: the background task reads meanwhile.
     pub(crate) fn application_busy(&self) {
-        if self.reader.waiting.load(Ordering::Relaxed) == Reader::WAITING {
-            self.reader.waiting.store(Reader::BUSY, Ordering::SeqCst);
+        if self.reader.application_state.load(Ordering::Relaxed) == WAITING {
+            self.reader.application_state.store(BUSY, Ordering::SeqCst);
         }
     }
 
     /// The application dropped its stream: from now on only the background task reads.
     pub(crate) fn application_gone(&self) {
-        self.reader.waiting.store(Reader::GONE, Ordering::SeqCst);
+        self.reader.application_state.store(GONE, Ordering::SeqCst);
         self.background.wake_task();
     }
 
@@ -181,20 +183,19 @@ impl Wake for BackgroundWake {
     }
 }
 
-/// Whether the application waits in `poll_next`.
-struct Reader;
-
-impl Reader {
-    const BUSY: u8 = 0;
-    const WAITING: u8 = 1;
-    const GONE: u8 = 2;
-}
+/// What the application does, for [`ReaderWake`]: anything but wait for events,
+const BUSY: u8 = 0;
+/// wait in `poll_next`,
+const WAITING: u8 = 1;
+/// or nothing: it dropped its stream.
+const GONE: u8 = 2;
 
 /// The socket's read waker: wakes the application while it waits for events, so it reads
 /// the socket itself, and the background task otherwise, so a busy application never
 /// hides what the socket says.
 struct ReaderWake {
-    waiting: AtomicU8,
+    /// [`BUSY`], [`WAITING`] or [`GONE`].
+    application_state: AtomicU8,
     application: AtomicWaker,
     background: Arc<BackgroundWake>,
 }
@@ -205,9 +206,9 @@ impl ReaderWake {
     /// its stream (a `select!` branch that runs long). The background task reads from now
     /// on, until the application waits again.
     fn background_read(&self) {
-        let _ = self.waiting.compare_exchange(
-            Reader::WAITING,
-            Reader::BUSY,
+        let _ = self.application_state.compare_exchange(
+            WAITING,
+            BUSY,
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
@@ -220,7 +221,7 @@ impl Wake for ReaderWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.waiting.load(Ordering::SeqCst) == Reader::WAITING {
+        if self.application_state.load(Ordering::SeqCst) == WAITING {
             self.application.wake();
         } else {
             self.background.wake_task();

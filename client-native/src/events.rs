@@ -22,6 +22,13 @@ const KEEP_WHILE_IDLE: usize = 32;
 /// client reading messages from the socket, so memory stays flat.
 ///
 /// It ends once the session has stopped and every [`Client`](crate::Client) handle is gone.
+///
+/// While your task waits on it (in [`recv`](Self::recv) or `next`), the client reads the
+/// socket on your task, so messages reach you without crossing threads. While your task
+/// does anything else, the client's own task reads, so a closed or dead connection is
+/// noticed behind a busy application too. A stream that was polled and then left
+/// unpolled without being dropped (a `select!` whose other branch runs long) is read at
+/// the heartbeat's deadlines until it is polled again.
 pub struct Events {
     channel: Arc<EventChannel>,
     /// The driver, run on this task while it waits for events and nothing else has them.
