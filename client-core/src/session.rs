@@ -341,6 +341,17 @@ impl Session {
         }
     }
 
+    /// A message from socket `conn`: the same as [`handle_socket`](Self::handle_socket)
+    /// with [`SocketEvent::Message`], for a driver's per-message loop.
+    pub fn handle_message(&mut self, conn: ConnId, payload: Payload, now: Timestamp) {
+        let now = self.clock.advance(now);
+        if self.current_conn() != Some(conn) {
+            self.counters.stale_inputs += 1;
+            return;
+        }
+        self.on_message(now, payload);
+    }
+
     /// For drivers with [`Config::confirm_writes`]: socket `conn` is gone (it ended, or
     /// the session released it) and `unwritten` are the application messages handed to
     /// it that never reached the OS socket, oldest first. They go back to the front of
@@ -536,8 +547,29 @@ impl Session {
         self.set_state(now, State::Open, Reason::HandshakeComplete);
     }
 
+    /// A message on the open socket. One look at the socket covers what every message
+    /// touches (liveness, the welcome, progress): this runs once per message.
     fn on_message(&mut self, now: Timestamp, payload: Payload) {
-        if !self.on_inbound(now) || self.take_welcome(&payload) {
+        let Some(Socket {
+            phase:
+                SocketPhase::Open {
+                    liveness,
+                    greeted,
+                    progressed,
+                    ..
+                },
+            ..
+        }) = self.socket.as_mut()
+        else {
+            return;
+        };
+        let deadline_moved = liveness.on_inbound(now);
+        let first = !core::mem::replace(greeted, true);
+        let first_progress = !*progressed;
+        if deadline_moved {
+            self.arm_heartbeat();
+        }
+        if first && self.take_welcome(&payload) {
             return;
         }
         let cursor = self
@@ -557,25 +589,17 @@ impl Session {
             }
             Admission::Deliver => {}
         }
-        self.mark_progress();
+        if first_progress {
+            self.mark_progress();
+        }
         self.counters.messages_delivered += 1;
         self.events.push_back(Event::Message { payload, cursor });
     }
 
-    /// The first message of a connection may be the server's welcome: it is read, not
+    /// The first message of a connection, if it is the server's welcome: it is read, not
     /// delivered. A stream that does not continue the one resumed from is reported, and
     /// its cursors are new again.
     fn take_welcome(&mut self, payload: &Payload) -> bool {
-        let Some(Socket {
-            phase: SocketPhase::Open { greeted, .. },
-            ..
-        }) = self.socket.as_mut()
-        else {
-            return false;
-        };
-        if core::mem::replace(greeted, true) {
-            return false;
-        }
         let Some(welcome) = self.config.welcome.as_ref().and_then(|read| read(payload)) else {
             return false;
         };
@@ -667,19 +691,17 @@ impl Session {
         }
     }
 
-    /// A new message arrived: the failure cap and the retry budget start over, but the
-    /// backoff keeps growing until the connection proves stable.
+    /// The connection's first new message arrived: the failure cap and the retry budget
+    /// start over, but the backoff keeps growing until the connection proves stable.
     fn mark_progress(&mut self) {
         if let Some(Socket {
             phase: SocketPhase::Open { progressed, .. },
             ..
         }) = self.socket.as_mut()
         {
-            if !*progressed {
-                *progressed = true;
-                self.fruitless = 0;
-                self.failing_since = None;
-            }
+            *progressed = true;
+            self.fruitless = 0;
+            self.failing_since = None;
         }
     }
 

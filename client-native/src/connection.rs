@@ -33,6 +33,9 @@ const MAX_WRITES_PER_FLUSH: usize = 256;
 
 type Handshaking = Pin<Box<dyn Future<Output = Result<Stream, Disconnect>> + Send>>;
 
+/// What one read of the open socket gives.
+type ReadResult = Option<Result<Message, tungstenite::Error>>;
+
 /// What the socket reports to the session.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -90,6 +93,8 @@ struct Open {
     held: Option<Message>,
     /// Whether `Backlog(true)` was reported for `held`.
     backlog: bool,
+    /// What the message path read that was not a message: `poll_read` reports it.
+    unread: Option<ReadResult>,
     payloads: Payloads,
     /// Frames were written and not flushed yet.
     unflushed: bool,
@@ -184,6 +189,7 @@ impl Connection {
                             opened_reported: false,
                             held: None,
                             backlog: false,
+                            unread: None,
                             payloads: Payloads::default(),
                             unflushed: false,
                             write_failed: None,
@@ -228,6 +234,35 @@ impl Connection {
                     return self.end(reason);
                 }
                 Phase::Done => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The per-message path: the open socket's next message, for an application with
+    /// room for it. `Ready(None)` when the socket has anything else to say (or is not
+    /// open and reading): [`poll_input`](Self::poll_input) says it.
+    pub(crate) fn poll_message(&mut self, reader: &mut Context<'_>) -> Poll<Option<Payload>> {
+        let Phase::Open(open) = &mut self.phase else {
+            return Poll::Ready(None);
+        };
+        if !open.opened_reported
+            || open.held.is_some()
+            || open.write_failed.is_some()
+            || open.unread.is_some()
+        {
+            return Poll::Ready(None);
+        }
+        let Poll::Ready(read) = open.ws.poll_next_unpin(reader) else {
+            open.payloads.end_batch();
+            return Poll::Pending;
+        };
+        match read {
+            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                Poll::Ready(Some(open.payloads.of(message)))
+            }
+            other => {
+                open.unread = Some(other);
+                Poll::Ready(None)
             }
         }
     }
@@ -313,9 +348,15 @@ impl Open {
             // Waiting for room (the driver is woken when there is).
             return Poll::Pending;
         }
-        let Poll::Ready(read) = self.ws.poll_next_unpin(reader) else {
-            self.payloads.end_batch();
-            return Poll::Pending;
+        let read = match self.unread.take() {
+            Some(read) => read,
+            None => {
+                let Poll::Ready(read) = self.ws.poll_next_unpin(reader) else {
+                    self.payloads.end_batch();
+                    return Poll::Pending;
+                };
+                read
+            }
         };
         let read = match read {
             Some(Ok(message)) => message,

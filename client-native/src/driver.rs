@@ -195,8 +195,22 @@ impl Driver {
         let mut busy = false;
         let mut ended = None;
         for _ in 0..MAX_READS_PER_ROUND {
-            if runner == Runner::Application && room.is_empty() {
-                break;
+            if room.is_empty() {
+                if runner == Runner::Application {
+                    break;
+                }
+            } else {
+                match connection.poll_message(reader) {
+                    Poll::Ready(Some(payload)) => {
+                        busy = true;
+                        room.take(payload.len());
+                        self.session.handle_message(conn, payload, now);
+                        continue;
+                    }
+                    Poll::Pending => break,
+                    // Something else to report: `poll_input` says what.
+                    Poll::Ready(None) => {}
+                }
             }
             let session = &self.session;
             let input = connection.poll_input(cx, reader, !room.is_empty(), |url| {
@@ -205,11 +219,12 @@ impl Driver {
             let Poll::Ready(input) = input else { break };
             busy = true;
             let event = match input {
-                Input::Opened => SocketEvent::Opened,
                 Input::Message(payload) => {
                     room.take(payload.len());
-                    SocketEvent::Message(payload)
+                    self.session.handle_message(conn, payload, now);
+                    continue;
                 }
+                Input::Opened => SocketEvent::Opened,
                 Input::Pong => SocketEvent::Pong,
                 Input::Backlog(waiting) => SocketEvent::Backlog(waiting),
                 Input::Ended(disconnect) => {
