@@ -343,6 +343,7 @@ impl Session {
 
     /// A message from socket `conn`: the same as [`handle_socket`](Self::handle_socket)
     /// with [`SocketEvent::Message`], for a driver's per-message loop.
+    #[inline]
     pub fn handle_message(&mut self, conn: ConnId, payload: Payload, now: Timestamp) {
         let now = self.clock.advance(now);
         if self.current_conn() != Some(conn) {

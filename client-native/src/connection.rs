@@ -241,6 +241,7 @@ impl Connection {
     /// The per-message path: the open socket's next message, for an application with
     /// room for it. `Ready(None)` when the socket has anything else to say (or is not
     /// open and reading): [`poll_input`](Self::poll_input) says it.
+    #[inline]
     pub(crate) fn poll_message(&mut self, reader: &mut Context<'_>) -> Poll<Option<Payload>> {
         let Phase::Open(open) = &mut self.phase else {
             return Poll::Ready(None);

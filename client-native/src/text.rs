@@ -38,6 +38,7 @@ pub(crate) struct Payloads {
 
 impl Payloads {
     /// The payload of a data message read from the socket.
+    #[inline]
     pub(crate) fn of(&mut self, message: Message) -> Payload {
         match message {
             Message::Text(text) => {
@@ -58,6 +59,7 @@ impl Payloads {
         self.batch = BytesMut::new();
     }
 
+    #[inline]
     fn copy(&mut self, bytes: Bytes) -> Bytes {
         if bytes.len() >= SHARE_FROM {
             return bytes;
