@@ -13,11 +13,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::Instrument;
 
 use crate::baton::Baton;
+use crate::channel::EventChannel;
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::driver::Driver;
 use crate::error::BuildError;
-use crate::events::{EventChannel, Events};
+use crate::events::Events;
 use crate::handshake::Target;
 use crate::mailbox::Mailbox;
 use crate::request::{AttemptInfo, ConnectRequest, ProviderError, RequestProvider};

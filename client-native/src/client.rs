@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use resilient_ws_core::{CloseError, Cursor, MsgId, Payload, SendError, State, Stats, check_close};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::error::SendJsonError;
 use crate::mailbox::{Mailbox, Request};
-use crate::sink::ClientSink;
 
 /// Extra time `close` waits beyond the close timeout for the driver to report the end.
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
@@ -72,11 +71,9 @@ impl Client {
         }
     }
 
-    /// The send side as a [`futures_util::Sink`] of payloads: it waits for room as
-    /// [`send_wait`](Self::send_wait) does, so `stream.forward(client.sink())` or
-    /// `sink.send_all(..)` never drops a message; see [`ClientSink`].
-    pub fn sink(&self) -> ClientSink {
-        ClientSink::new(self.clone(), Arc::clone(&self.mailbox.room))
+    /// Notified whenever the outbound queue may have room (or the session stopped).
+    pub(crate) fn room(&self) -> Arc<Notify> {
+        Arc::clone(&self.mailbox.room)
     }
 
     /// Closes the session: flushes the queue, completes the close handshake, and returns

@@ -17,9 +17,9 @@ use std::task::{Context, Poll};
 use resilient_ws_core::{Command, Event, Reason, Session, SocketEvent, State, Timestamp, Unsent};
 use tokio::time::Sleep;
 
+use crate::channel::{EventChannel, Room};
 use crate::clock::Clock;
 use crate::connection::{Connection, Input};
-use crate::events::{EventChannel, Room};
 use crate::mailbox::{Mailbox, Request};
 use crate::socket::SocketSettings;
 use crate::writer::Outbound;

@@ -39,6 +39,7 @@
 mod baton;
 mod builder;
 mod burst;
+mod channel;
 mod client;
 mod clock;
 mod connection;

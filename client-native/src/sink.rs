@@ -26,8 +26,17 @@ pub struct ClientSink {
     waiting: Option<Pin<Box<OwnedNotified>>>,
 }
 
+impl Client {
+    /// The send side as a [`futures_util::Sink`] of payloads: it waits for room as
+    /// [`send_wait`](Self::send_wait) does, so `stream.forward(client.sink())` or
+    /// `sink.send_all(..)` never drops a message; see [`ClientSink`].
+    pub fn sink(&self) -> ClientSink {
+        ClientSink::new(self.clone(), self.room())
+    }
+}
+
 impl ClientSink {
-    pub(crate) fn new(client: Client, room: Arc<Notify>) -> Self {
+    fn new(client: Client, room: Arc<Notify>) -> Self {
         Self {
             client,
             room,
