@@ -13,8 +13,11 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The read-ahead buffer's size, while data streams in.
-pub(crate) const BURST: usize = 64 * 1024;
+/// The read-ahead buffer's size, while data streams in: tungstenite's default read size,
+/// so a stream costs the system calls and TCP window updates a bare client's does. Against
+/// 64 KiB, 16 KiB messages took 1.20x the bare client's CPU instead of 1.67x (medians of 5
+/// alternating runs); 64 B messages were unchanged.
+pub(crate) const BURST: usize = 128 * 1024;
 
 /// A stream whose reads come in bursts of up to [`BURST`] bytes while data streams in.
 #[derive(Debug)]
