@@ -27,7 +27,7 @@ use crate::tls::TlsRoots;
 
 /// Default size of the socket's read and write buffers: small, because tungstenite's read
 /// buffer is resident for as long as the connection lives (its 128 KiB defaults cost
-/// ~140 KB per idle connection). While data streams in, the client reads ahead in 64 KiB
+/// ~140 KB per idle connection). While data streams in, the client reads ahead in 128 KiB
 /// chunks anyway, and frees them once the socket is drained.
 pub const DEFAULT_IO_BUFFER: usize = 4 * 1024;
 /// Default ceiling of the socket's write buffer before writes wait.
