@@ -75,6 +75,10 @@ if [ "$browser" = yes ]; then
   prepare_browser_bench "$workdir"
 fi
 cargo build --release -p resilient-ws-bench
+# The builds leave hundreds of MB of dirty pages (binaries with debug info); their writeback
+# would run beside the first suite. Flush them, then let the machine settle.
+sync
+sleep 5
 
 # The memory and storm suites hold 10,000 connections in one process: raise the soft
 # open-files limit to the hard one (they scale down, and say so, if it stays lower).
