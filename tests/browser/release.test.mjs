@@ -16,13 +16,20 @@ async function collectedAfter(page, url, stop) {
   return page.evaluate(async ([url, stop]) => {
     let collected = false;
     const registry = new FinalizationRegistry(() => { collected = true; });
+    // Resolves with nothing and clears its timer, so nothing it leaves behind holds the client.
+    const event = (ws, name) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no '${name}' event within 10 s`)), 10_000);
+      ws.addEventListener(name, () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
     await (async () => {
       const ws = new window.ResilientWebSocket(url, { cursorField: 'seq' });
-      await new Promise((resolve) => ws.addEventListener('open', resolve, { once: true }));
+      await event(ws, 'open');
       if (stop === 'close') await ws.close();
       else {
+        // Listening before the server is asked: its close may arrive before the fetch's answer.
+        const gaveUp = event(ws, 'giveup');
         await fetch(url.replace('ws://', 'http://').replace(/\/feed.*/, '/control/close?code=4401'));
-        await new Promise((resolve) => ws.addEventListener('giveup', resolve, { once: true }));
+        await gaveUp;
       }
       registry.register(ws, 'client');
     })();
