@@ -317,11 +317,9 @@ impl Session {
     /// Feeds in something that happened on socket `conn`. Input from any socket but the
     /// current one is ignored and counted in [`Stats::stale_inputs`].
     pub fn handle_socket(&mut self, conn: ConnId, event: SocketEvent, now: Timestamp) {
-        let now = self.clock.advance(now);
-        if self.current_conn() != Some(conn) {
-            self.counters.stale_inputs += 1;
+        let Some(now) = self.current_input_time(conn, now) else {
             return;
-        }
+        };
         match event {
             SocketEvent::Opened => self.on_opened(now),
             SocketEvent::Message(payload) => self.on_message(now, payload),
@@ -345,12 +343,21 @@ impl Session {
     /// with [`SocketEvent::Message`], for a driver's per-message loop.
     #[inline]
     pub fn handle_message(&mut self, conn: ConnId, payload: Payload, now: Timestamp) {
+        if let Some(now) = self.current_input_time(conn, now) {
+            self.on_message(now, payload);
+        }
+    }
+
+    /// The time of an input from socket `conn`, if it is the current socket; input from
+    /// any other is counted stale.
+    #[inline]
+    fn current_input_time(&mut self, conn: ConnId, now: Timestamp) -> Option<Timestamp> {
         let now = self.clock.advance(now);
         if self.current_conn() != Some(conn) {
             self.counters.stale_inputs += 1;
-            return;
+            return None;
         }
-        self.on_message(now, payload);
+        Some(now)
     }
 
     /// For drivers with [`Config::confirm_writes`]: socket `conn` is gone (it ended, or
